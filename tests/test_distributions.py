@@ -1,0 +1,163 @@
+"""Samplers, log-densities and the laws of the weak-derivative parts."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+from weakpg import Bernoulli, Categorical, Gaussian, Poisson
+
+KEY = jax.random.key(7)
+N = 20_000
+P_MIN = 1e-3  # a correct sampler fails a KS test at this level one time in a thousand
+
+
+def _draw(dist, param, coupled=True, n=N):
+    keys = jax.random.split(KEY, n)
+    return jax.vmap(lambda k: dist.weak_derivative(k, param, coupled=coupled))(keys)
+
+
+def _ks_pvalue(sample, cdf) -> float:
+    return stats.kstest(np.asarray(sample, np.float64), cdf).pvalue
+
+
+def test_gaussian_mean_parts_are_rayleigh_shifts():
+    dist = Gaussian(jnp.array([0.5, -1.0]), jnp.array([2.0, 0.5]))
+    for coupled in (True, False):
+        wd = _draw(dist, "mean", coupled)
+        np.testing.assert_allclose(wd.constant[0], 1 / (np.array([2.0, 0.5]) * np.sqrt(2 * np.pi)), rtol=1e-6)
+        for i, (mu, sigma) in enumerate([(0.5, 2.0), (-1.0, 0.5)]):
+            r_pos = (wd.positive[:, i, i] - mu) / sigma
+            r_neg = (mu - wd.negative[:, i, i]) / sigma
+            assert _ks_pvalue(r_pos, stats.rayleigh.cdf) > P_MIN
+            assert _ks_pvalue(r_neg, stats.rayleigh.cdf) > P_MIN
+            # Negative control: the same test rejects a Maxwell law.
+            assert _ks_pvalue(r_pos, stats.maxwell.cdf) < P_MIN
+            # Other coordinates are one draw from p, shared by the pair.
+            j = 1 - i
+            np.testing.assert_array_equal(wd.positive[:, i, j], wd.negative[:, i, j])
+            assert _ks_pvalue((wd.positive[:, i, j] - dist.mean[j]) / dist.scale[j], stats.norm.cdf) > P_MIN
+        same_r = np.allclose(r_pos, r_neg)
+        assert same_r == coupled
+
+
+def test_gaussian_scale_parts_are_maxwell_and_gaussian():
+    mu, sigma = 1.5, 0.7
+    dist = Gaussian(jnp.array(mu), jnp.array(sigma))
+    for coupled in (True, False):
+        wd = _draw(dist, "scale", coupled)
+        np.testing.assert_allclose(wd.constant[0], 1 / sigma, rtol=1e-6)
+        m = (wd.positive - mu) / sigma
+        assert _ks_pvalue(np.abs(m), stats.maxwell.cdf) > P_MIN
+        assert abs(np.mean(m > 0) - 0.5) < 4 * 0.5 / np.sqrt(N)  # double-sided: symmetric
+        eps = (wd.negative - mu) / sigma
+        assert _ks_pvalue(eps, stats.norm.cdf) > P_MIN
+        assert _ks_pvalue(np.abs(eps), stats.maxwell.cdf) < P_MIN
+        # Coupled: eps = M U with U uniform on (0, 1), so |eps| <= |M| with the same sign.
+        assert bool(np.all((np.abs(eps) <= np.abs(m)) & (np.sign(eps) == np.sign(m)))) == coupled
+
+
+def test_poisson_parts():
+    rate = 2.5
+    for coupled in (True, False):
+        wd = _draw(Poisson(jnp.array(rate)), "rate", coupled)
+        assert np.all(wd.constant == 1)
+        ks = np.arange(15)
+        for sample, shift in ((wd.positive, 1), (wd.negative, 0)):
+            counts = np.bincount(np.asarray(sample) - shift, minlength=15)[:15]
+            expected = stats.poisson.pmf(ks, rate) * N
+            keep = expected > 5
+            chi2 = stats.chisquare(counts[keep], expected[keep] * counts[keep].sum() / expected[keep].sum())
+            assert chi2.pvalue > P_MIN
+        assert np.all(wd.positive - wd.negative == 1) == coupled
+
+
+def test_categorical_parts():
+    logits = jnp.array([0.2, -1.0, 1.3])
+    wd = _draw(Categorical(logits), "logits")
+    probs = np.asarray(jax.nn.softmax(logits))
+    np.testing.assert_allclose(wd.constant[0], probs, rtol=1e-6)
+    np.testing.assert_array_equal(wd.positive[0], [0, 1, 2])
+    for j in range(3):
+        freq = np.bincount(np.asarray(wd.negative[:, j]), minlength=3) / N
+        assert np.all(np.abs(freq - probs) < 4 * np.sqrt(probs * (1 - probs) / N)), (freq, probs)
+
+
+@pytest.mark.parametrize("param", ["probs", "logits"])
+def test_bernoulli_parts(param):
+    p = np.array([0.2, 0.9])
+    dist = Bernoulli(probs=p) if param == "probs" else Bernoulli(logits=np.log(p / (1 - p)))
+    wd = _draw(dist, param, n=2000)
+    expected_c = np.ones(2) if param == "probs" else p * (1 - p)
+    np.testing.assert_allclose(wd.constant[0], expected_c, rtol=1e-5)
+    np.testing.assert_array_equal(np.diagonal(wd.positive, axis1=1, axis2=2), 1)
+    np.testing.assert_array_equal(np.diagonal(wd.negative, axis1=1, axis2=2), 0)
+    np.testing.assert_allclose(np.mean(wd.positive[:, 0, 1]), p[1], atol=4 * np.sqrt(p[1] * (1 - p[1]) / 2000))
+
+
+@pytest.mark.parametrize(
+    "dist, x, reference",
+    [
+        (Gaussian(jnp.array([0.3, -2.0]), jnp.array([1.2, 0.4])), jnp.array([1.0, -1.5]),
+         stats.norm.logpdf([1.0, -1.5], [0.3, -2.0], [1.2, 0.4]).sum()),
+        (Categorical(jnp.array([0.1, 0.7, -0.4])), 1,
+         np.log(np.exp(0.7) / np.exp([0.1, 0.7, -0.4]).sum())),
+        (Bernoulli(probs=jnp.array([0.25, 0.6])), jnp.array([1, 0]), np.log(0.25 * 0.4)),
+        (Bernoulli(logits=jnp.array([0.5])), jnp.array([1]), stats.bernoulli.logpmf(1, 1 / (1 + np.exp(-0.5)))),
+        (Poisson(jnp.array([3.5, 0.2])), jnp.array([4, 0]), stats.poisson.logpmf([4, 0], [3.5, 0.2]).sum()),
+    ],
+)
+def test_log_prob_matches_scipy(dist, x, reference):
+    np.testing.assert_allclose(dist.log_prob(x), reference, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "dist, mean, var",
+    [
+        (Gaussian(jnp.array(1.0), jnp.array(2.0)), 1.0, 4.0),
+        (Categorical(jnp.log(jnp.array([0.2, 0.3, 0.5]))), 1.3, 0.61),
+        (Bernoulli(probs=jnp.array(0.3)), 0.3, 0.21),
+        (Poisson(jnp.array(4.0)), 4.0, 4.0),
+    ],
+)
+def test_sample_moments(dist, mean, var):
+    x = np.asarray(dist.sample(KEY, (N,)), np.float64)
+    assert x.shape == (N,)
+    assert abs(x.mean() - mean) < 4 * np.sqrt(var / N)
+    assert abs(x.var() - var) < 0.05 * var
+
+
+def test_distributions_are_pytrees_under_jit_and_vmap():
+    means = jnp.array([0.0, 1.0, 2.0])
+    batch = jax.vmap(lambda m: Gaussian(m, jnp.array(1.0)))(means)
+    np.testing.assert_array_equal(batch.mean, means)
+    samples = jax.jit(jax.vmap(lambda d, k: d.sample(k)))(batch, jax.random.split(KEY, 3))
+    assert samples.shape == (3,)
+    # Gradients of log_prob come back as a distribution-shaped pytree, negative scale included.
+    grad = jax.grad(lambda d: d.log_prob(jnp.array(0.0)))(Gaussian(jnp.array(0.0), jnp.array(1.0)))
+    assert float(grad.scale) == -1.0
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: Gaussian(jnp.zeros(2), jnp.array([1.0, 0.0])), r"scale must lie in \(0.0, inf\).*got \[1. 0.\]"),
+        (lambda: Gaussian(jnp.zeros(2), jnp.array([1.0, -3.0])), "bad entries: -3.0"),
+        (lambda: Gaussian(jnp.array([0.0, jnp.nan]), jnp.ones(2)), "mean must lie in"),
+        (lambda: Gaussian(jnp.zeros(2), jnp.ones(3)), r"mean and scale must have the same shape.*\(2,\).*\(3,\)"),
+        (lambda: Poisson(jnp.array([1.0, 0.0])), r"rate must lie in \(0.0, inf\)"),
+        (lambda: Bernoulli(probs=jnp.array([0.5, 1.2])), r"probs must lie in \[0.0, 1.0\].*1.2"),
+        (lambda: Bernoulli(probs=-0.1), r"probs must lie in \[0.0, 1.0\]"),
+        (lambda: Bernoulli(), "exactly one of probs or logits"),
+        (lambda: Bernoulli(probs=0.5, logits=0.0), "exactly one of probs or logits"),
+        (lambda: Categorical(jnp.zeros((2, 3))), r"logits must have shape \(K,\)"),
+        (lambda: Categorical(jnp.array([0.0, jnp.inf])), "logits must lie in"),
+        (lambda: Gaussian(0.0, 1.0).weak_derivative(KEY, "sigma"), "param must be one of 'mean', 'scale', got 'sigma'"),
+    ],
+)
+def test_bad_parameters_raise(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
