@@ -3,10 +3,17 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from weakpg import distributions as distributions
+from weakpg import envs as envs
 from weakpg import estimators as estimators
+from weakpg import features as features
+from weakpg import gradients as gradients
+from weakpg import policies as policies
+from weakpg import rollouts as rollouts
 from weakpg import testing as testing
 from weakpg.distributions import Bernoulli, Categorical, Gaussian, Poisson
 from weakpg.estimators import GradientEstimate, pathwise, score_function, weak_derivative
+from weakpg.gradients import PolicyGradientEstimate, estimate_gradient, make_gradient_estimator
+from weakpg.policies import LinearGaussian, MLPGaussian, Softmax
 
 try:
     __version__ = version("weakpg")
@@ -18,10 +25,21 @@ __all__ = [
     "Categorical",
     "Gaussian",
     "GradientEstimate",
+    "LinearGaussian",
+    "MLPGaussian",
     "Poisson",
+    "PolicyGradientEstimate",
+    "Softmax",
     "distributions",
+    "envs",
+    "estimate_gradient",
     "estimators",
+    "features",
+    "gradients",
+    "make_gradient_estimator",
     "pathwise",
+    "policies",
+    "rollouts",
     "score_function",
     "testing",
     "weak_derivative",

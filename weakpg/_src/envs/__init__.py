@@ -1,0 +1,1 @@
+"""Simulators with explicit, copyable state."""

@@ -1,0 +1,78 @@
+"""gymnax environments as weakpg simulators.
+
+Phantom roll-outs need the bare dynamics: ``step_env`` (no automatic reset) and no time
+limit, since the paper's problem is the infinite-horizon discounted one. A true terminal
+state (CartPole's pole falling, MountainCar reaching the goal) is absorbing with reward 0.
+
+Numerics: float32 by default. Pendulum is chaotic, so float32 and float64 trajectories
+from one start drift apart, by about 1e-3 in the angle over 200 steps; with
+``jax.config.update("jax_enable_x64", True)`` the dynamics match gymnasium's Pendulum-v1
+to 1e-9 (see tests/test_pendulum_reference.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import gymnax
+import jax
+import jax.numpy as jnp
+from gymnax.environments import spaces
+
+from weakpg._src import validation
+from weakpg._src.envs.base import Array, Environment
+
+GYMNAX_IDS = ("Pendulum-v1", "CartPole-v1", "MountainCarContinuous-v0", "Acrobot-v1")
+_NEVER_TERMINATES = ("Pendulum-v1",)
+
+
+class EpisodicState(NamedTuple):
+    """A gymnax state and whether a terminal state was reached (then absorbing)."""
+
+    env_state: Any
+    terminated: Array
+
+
+class GymnaxEnvironment(Environment):
+    """One of ``GYMNAX_IDS`` with its default parameters."""
+
+    def __init__(self, env_id: str):
+        validation.check_choice("env_id", env_id, GYMNAX_IDS)
+        self.env_id = env_id
+        self._env, self._params = gymnax.make(env_id)
+        action_space = self._env.action_space(self._params)
+        observation_space = self._env.observation_space(self._params)
+        self.observation_shape = tuple(observation_space.shape)
+        self.observation_low = jnp.broadcast_to(observation_space.low, self.observation_shape)
+        self.observation_high = jnp.broadcast_to(observation_space.high, self.observation_shape)
+        if isinstance(action_space, spaces.Discrete):
+            self.action_shape, self.num_actions = (), int(action_space.n)
+            self.action_low = self.action_high = None
+        else:
+            self.action_shape, self.num_actions = tuple(action_space.shape), None
+            self.action_low = jnp.broadcast_to(action_space.low, self.action_shape)
+            self.action_high = jnp.broadcast_to(action_space.high, self.action_shape)
+        self._episodic = env_id not in _NEVER_TERMINATES
+
+    def __repr__(self) -> str:
+        return f"GymnaxEnvironment({self.env_id!r})"
+
+    def reset(self, key: Array) -> Any:
+        state = self._env.reset_env(key, self._params)[1]
+        return EpisodicState(state, jnp.array(False)) if self._episodic else state
+
+    def step(self, key: Array, state: Any, action: Array) -> tuple[Any, Array]:
+        if not self._episodic:
+            _, next_state, reward, _, _ = self._env.step_env(key, state, action, self._params)
+            return next_state, reward
+        _, next_state, reward, done, _ = self._env.step_env(
+            key, state.env_state, action, self._params)
+        absorbed = state.terminated
+        next_state = jax.tree.map(lambda old, new: jnp.where(absorbed, old, new),
+                                  state.env_state, next_state)
+        reward = jnp.where(absorbed, 0.0, reward)
+        return EpisodicState(next_state, absorbed | done), reward
+
+    def observe(self, state: Any) -> Array:
+        env_state = state.env_state if self._episodic else state
+        return self._env.get_obs(env_state, self._params)

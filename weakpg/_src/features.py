@@ -1,0 +1,108 @@
+"""Feature maps phi(obs) for policies linear in features: mean = W phi(obs)."""
+
+from __future__ import annotations
+
+import abc
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from weakpg._src import validation
+
+Array = jax.Array
+
+
+class Features(abc.ABC):
+    """A fixed map from an observation to a feature vector of length ``dim``."""
+
+    dim: int
+
+    @abc.abstractmethod
+    def __call__(self, obs: Array) -> Array:
+        """phi(obs), shape (dim,)."""
+
+
+class Identity(Features):
+    """phi(obs) = obs, flattened."""
+
+    def __init__(self, obs_shape: tuple[int, ...]):
+        self.dim = int(np.prod(obs_shape))
+
+    def __call__(self, obs: Array) -> Array:
+        return jnp.ravel(jnp.asarray(obs, jnp.result_type(float)))
+
+    def __repr__(self) -> str:
+        return f"Identity(dim={self.dim})"
+
+
+class RBF(Features):
+    """Gaussian radial basis functions plus a constant.
+
+    phi_c(obs) = exp(-0.5 ||(obs - c) / width||^2) for each centre c (C, obs_dim), then 1.
+    """
+
+    def __init__(self, centers: Array, width: Array):
+        centers = np.asarray(centers, np.float64)
+        if centers.ndim != 2:
+            raise ValueError(f"centers must have shape (C, obs_dim), got shape {centers.shape}")
+        validation.check_array("width", width, low=0.0, low_open=True)
+        self.centers = jnp.asarray(centers, jnp.result_type(float))
+        self.inv_width = 1.0 / jnp.broadcast_to(jnp.asarray(width, jnp.result_type(float)),
+                                                (centers.shape[1],))
+        self.dim = centers.shape[0] + 1
+
+    @classmethod
+    def grid(cls, low: Array, high: Array, num: tuple[int, ...]) -> RBF:
+        """Centres on a regular grid over the box [low, high] with ``num[i]`` points per axis.
+
+        The width per axis is the grid spacing (the box width where ``num[i] == 1``).
+        """
+        low, high = np.asarray(low, np.float64), np.asarray(high, np.float64)
+        if not (low.shape == high.shape == (len(num),)):
+            raise ValueError(
+                f"low, high and num must describe one box: got shapes {low.shape}, "
+                f"{high.shape} and {len(num)} axes")
+        if min(num) < 1:
+            raise ValueError(f"num must be >= 1 per axis, got {num}")
+        axes = [np.linspace(lo, hi, n) if n > 1 else np.array([(lo + hi) / 2])
+                for lo, hi, n in zip(low, high, num)]
+        width = np.array([(hi - lo) / max(n - 1, 1) for lo, hi, n in zip(low, high, num)])
+        return cls(np.array(list(itertools.product(*axes))), width)
+
+    def __call__(self, obs: Array) -> Array:
+        z = (jnp.ravel(obs)[None, :] - self.centers) * self.inv_width
+        return jnp.append(jnp.exp(-0.5 * jnp.sum(z * z, axis=-1)), 1.0)
+
+    def __repr__(self) -> str:
+        return f"RBF(num_centers={self.dim - 1})"
+
+
+class Fourier(Features):
+    """Random Fourier features (Rahimi and Recht 2007): phi = cos(F obs + b), then 1."""
+
+    def __init__(self, frequencies: Array, phases: Array):
+        self.frequencies = jnp.asarray(frequencies, jnp.result_type(float))
+        self.phases = jnp.asarray(phases, jnp.result_type(float))
+        if self.frequencies.ndim != 2 or self.phases.shape != self.frequencies.shape[:1]:
+            raise ValueError(
+                f"frequencies must have shape (F, obs_dim) and phases (F,), got "
+                f"{self.frequencies.shape} and {self.phases.shape}")
+        self.dim = self.frequencies.shape[0] + 1
+
+    @classmethod
+    def random(cls, key: Array, obs_dim: int, num_features: int, bandwidth: float = 1.0) -> Fourier:
+        """Frequencies ~ N(0, 1 / bandwidth^2), phases ~ U(0, 2 pi)."""
+        validation.check_array("bandwidth", bandwidth, low=0.0, low_open=True)
+        if num_features < 1:
+            raise ValueError(f"num_features must be >= 1, got {num_features}")
+        k_freq, k_phase = jax.random.split(key)
+        return cls(jax.random.normal(k_freq, (num_features, obs_dim)) / bandwidth,
+                   jax.random.uniform(k_phase, (num_features,), maxval=2 * jnp.pi))
+
+    def __call__(self, obs: Array) -> Array:
+        return jnp.append(jnp.cos(self.frequencies @ jnp.ravel(obs) + self.phases), 1.0)
+
+    def __repr__(self) -> str:
+        return f"Fourier(num_features={self.dim - 1})"

@@ -1,0 +1,340 @@
+"""Policy-gradient estimators from phantom roll-outs: PG-JD and PG-SF.
+
+Both estimate grad J(theta), J = E[sum_t gamma^t r_t], through the policy-gradient
+theorem grad J = 1/(1-gamma) E_{s ~ d_gamma}[ int grad pi(da|s) Q(s, a) ]:
+
+1. s ~ d_gamma: run the policy T' ~ Geom(1 - gamma) steps from s_0 (the occupancy pass).
+2. From copies of s, phantom branches take chosen first actions, then follow the policy
+   for T ~ Geom(1 - gamma) more steps; each branch's undiscounted reward sum is an
+   unbiased Q(s, a) (paper, Theorem 2).
+3. A distribution-level gradient at s from the branch returns, times 1/(1-gamma):
+   "jd" (weak derivative, paper eq. 16): for every element i of every learned
+       distribution parameter, c_i (Q(s, a_i^+) - Q(s, a_i^-)) with (c, a^+, a^-) from
+       ``Distribution.weak_derivative``: Gaussian mean (Rayleigh pair), Gaussian scale
+       (Maxwell/Gaussian pair) when sigma is learned, Categorical logits (a point mass
+       against a draw from pi);
+   "sf" (score function): (Q(s, a) - b) grad log pi(a|s), a ~ pi, with b = 0, a
+       "rollout" baseline (Q of a second, fresh action from the same state, with common
+       random numbers) or a "value" baseline (a linear value function fitted to the
+       other half of the batch, so it never sees the action it is subtracted from).
+4. The chain rule to theta through ``policy.dist_params`` with ``jax.vjp``.
+
+With ``coupled=True`` all branches of a sample run in one lockstep group and share every
+random number after their first actions (and the weak-derivative pairs share their
+Rayleigh / Maxwell draw); with ``coupled=False`` every branch is an independent roll-out.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from weakpg._src import validation
+from weakpg._src.envs.base import Environment
+from weakpg._src.policies import Params, Policy
+from weakpg._src.rollouts import Jobs, geometric_horizon, run_jobs
+
+Array = jax.Array
+
+ESTIMATORS = ("jd", "sf")
+BASELINES = (None, "rollout", "value")
+_RIDGE = 1e-3
+
+
+class PolicyGradientEstimate(NamedTuple):
+    """A policy-gradient estimate from ``num_samples`` independent samples.
+
+    Attributes:
+      mean: the estimate of grad J, a pytree shaped like the policy parameters.
+      stderr: its standard error (sample standard deviation / sqrt(num_samples)).
+      env_steps: environment steps simulated, occupancy roll-outs included.
+      lane_steps: simulator slots the engine spent, busy or idle
+        (env_steps / lane_steps is the lane utilisation).
+    """
+
+    mean: Params
+    stderr: Params
+    env_steps: Any
+    lane_steps: Any
+
+
+class _Branches(NamedTuple):
+    """First actions of each sample's branches and how returns become a gradient."""
+
+    first_action: Array  # (J, G, *action_shape)
+    cotangent: Callable[[Array], dict[str, Array]]  # returns (J, G) -> {name: (J, ...)}
+
+
+def _weak_derivative_branches(key: Array, policy: Policy, dist_params: dict[str, Array],
+                              coupled: bool) -> _Branches:
+    """Branches a_i^+, a_i^- for every element i of every learned distribution parameter."""
+    num_samples = jax.tree.leaves(dist_params)[0].shape[0]
+    keys = jax.random.split(key, (len(policy.learned_dist_params), num_samples))
+    actions, layout = [], []
+    for name, k in zip(policy.learned_dist_params, keys):
+        wd = jax.vmap(lambda kk, dp, name=name: policy.distribution(dp).weak_derivative(
+            kk, name, coupled=coupled))(k, dist_params)
+        param_shape = wd.constant.shape[1:]
+        size = math.prod(param_shape)
+        flat = lambda x, size=size: x.reshape((num_samples, size) + policy.action_shape)  # noqa: E731
+        actions += [flat(wd.positive), flat(wd.negative)]
+        layout.append((name, wd.constant, param_shape, size))
+
+    def cotangent(returns: Array) -> dict[str, Array]:
+        out, offset = {}, 0
+        for name, constant, param_shape, size in layout:
+            diff = returns[:, offset:offset + size] - returns[:, offset + size:offset + 2 * size]
+            out[name] = constant * diff.reshape((num_samples,) + param_shape)
+            offset += 2 * size
+        return out
+
+    return _Branches(jnp.concatenate(actions, axis=1), cotangent)
+
+
+def _value_features(policy: Policy, obs: Array) -> Array:
+    """Features for the fitted value baseline, quadratic in a base feature vector.
+
+    The base is the policy's own features, one-hot states for a tabular policy, or the
+    flattened observation; a value function is often quadratic in it (an LQR's is).
+    """
+    if getattr(policy, "num_states", None) is not None:
+        return jax.nn.one_hot(obs, policy.num_states)
+    features = getattr(policy, "features", None)
+    base = jax.vmap(features)(obs) if features is not None else obs.reshape(obs.shape[0], -1)
+    dim = base.shape[1]
+    if dim <= 16:
+        rows, cols = np.triu_indices(dim)
+        squares = base[:, rows] * base[:, cols]
+    else:
+        squares = base**2
+    return jnp.concatenate([base, squares, jnp.ones((base.shape[0], 1), base.dtype)], axis=1)
+
+
+def _cross_fitted_value(features: Array, targets: Array) -> Array:
+    """Ridge regression of targets on features, each half predicted by the other half."""
+    half = jnp.arange(targets.shape[0]) % 2 == 0
+
+    def fit_predict(train: Array) -> Array:
+        w = train.astype(features.dtype)[:, None]
+        gram = (features * w).T @ features + _RIDGE * jnp.eye(features.shape[1])
+        coef = jnp.linalg.solve(gram, (features * w).T @ targets)
+        return features @ coef
+
+    return jnp.where(half, fit_predict(~half), fit_predict(half))
+
+
+def _score_function_branches(key: Array, policy: Policy, dist_params: dict[str, Array],
+                             obs: Array, baseline: str | None) -> _Branches:
+    """Branch a ~ pi (plus a fresh a' ~ pi for the roll-out baseline)."""
+    num_samples = obs.shape[0]
+    num_branches = 2 if baseline == "rollout" else 1
+    noise = policy.noise(key, (num_samples, num_branches))
+    actions = jax.vmap(jax.vmap(policy.act, (None, 0)))(dist_params, noise)
+    scores = jax.vmap(jax.grad(lambda dp, a: policy.distribution(dp).log_prob(a)))(
+        dist_params, actions[:, 0])
+
+    def cotangent(returns: Array) -> dict[str, Array]:
+        q = returns[:, 0]
+        if baseline == "rollout":
+            q = q - returns[:, 1]
+        elif baseline == "value":
+            q = q - _cross_fitted_value(_value_features(policy, obs), q)
+        weight = lambda s: q.reshape((num_samples,) + (1,) * (s.ndim - 1)) * s  # noqa: E731
+        return {name: weight(scores[name]) for name in policy.learned_dist_params}
+
+    return _Branches(actions, cotangent)
+
+
+def _chain_rule(policy: Policy, params: Params, obs: Array,
+                cotangent: dict[str, Array]) -> tuple[Params, Params]:
+    """Mean and standard error of g_j = d<dist_params(theta, obs_j), cot_j>/d theta."""
+    num_samples = obs.shape[0]
+
+    def per_sample(o: Array, ct: dict[str, Array]) -> Params:
+        _, vjp = jax.vjp(lambda p: {k: policy.dist_params(p, o)[k] for k in ct}, params)
+        return vjp(ct)[0]
+
+    num_params = sum(x.size for x in jax.tree.leaves(params))
+    chunk = int(max(1, min(num_samples, 2**22 // max(num_params, 1))))
+    pad = -num_samples % chunk
+    chunked = jax.tree.map(
+        lambda x: jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)).reshape(
+            (-1, chunk) + x.shape[1:]), (obs, cotangent))
+    valid = (jnp.arange(num_samples + pad) < num_samples).reshape(-1, chunk)
+
+    def moments(center: Params) -> Params:
+        def body(total: Params, xs: tuple[Any, Array]) -> tuple[Params, None]:
+            (o, ct), mask = xs
+            g = jax.vmap(per_sample)(o, ct)
+            sq = jax.tree.map(
+                lambda gi, c: jnp.sum(jnp.where(mask.reshape((-1,) + (1,) * c.ndim),
+                                                (gi - c) ** 2, 0.0), axis=0), g, center)
+            return jax.tree.map(jnp.add, total, sq), None
+
+        return jax.lax.scan(body, jax.tree.map(jnp.zeros_like, params), (chunked, valid))[0]
+
+    _, vjp_all = jax.vjp(
+        lambda p: jax.vmap(lambda o: {k: policy.dist_params(p, o)[k] for k in cotangent})(obs), params)
+    mean = jax.tree.map(lambda g: g / num_samples, vjp_all(cotangent)[0])
+    if num_samples == 1:
+        return mean, jax.tree.map(lambda m: jnp.full_like(m, jnp.inf), mean)
+    squares = moments(mean)
+    stderr = jax.tree.map(lambda s: jnp.sqrt(s / (num_samples - 1) / num_samples), squares)
+    return mean, stderr
+
+
+def default_num_lanes(num_samples: int) -> int:
+    """Lanes for a batch: wide enough to vectorise, few enough to keep every lane busy."""
+    return int(min(1024, max(1, num_samples // 4)))
+
+
+def make_gradient_estimator(
+    env: Environment,
+    policy: Policy,
+    *,
+    estimator: str,
+    gamma: float,
+    num_samples: int,
+    coupled: bool = True,
+    baseline: str | None = None,
+    num_lanes: int | None = None,
+) -> Callable[[Array, Params], PolicyGradientEstimate]:
+    """Build ``estimate(key, params) -> PolicyGradientEstimate``, a pure jittable function.
+
+    Arguments are checked here, once; the returned function trusts its inputs, so it can
+    sit inside a larger ``jax.jit`` (a training step). See ``estimate_gradient``.
+    """
+    _check(env, policy, estimator, gamma, num_samples, baseline, num_lanes)
+    lanes = default_num_lanes(num_samples) if num_lanes is None else num_lanes
+    gamma = float(gamma)
+
+    def estimate(key: Array, params: Params) -> PolicyGradientEstimate:
+        keys = jax.random.split(key, 6)
+        starts = jax.vmap(env.reset)(jax.random.split(keys[0], num_samples))
+        occupancy = run_jobs(keys[1], env, policy, params,
+                             Jobs(starts, geometric_horizon(keys[2], gamma, (num_samples,))),
+                             group_size=1, num_lanes=lanes)
+        roots = occupancy.final
+        obs = jax.vmap(env.observe)(roots)
+        dist_params = jax.vmap(policy.dist_params, (None, 0))(params, obs)
+        if estimator == "jd":
+            branches = _weak_derivative_branches(keys[3], policy, dist_params, coupled)
+        else:
+            branches = _score_function_branches(keys[3], policy, dist_params, obs, baseline)
+        num_branches = branches.first_action.shape[1]
+        if coupled or num_branches == 1:
+            horizon = geometric_horizon(keys[4], gamma, (num_samples,)) + 1
+            result = run_jobs(keys[5], env, policy, params,
+                              Jobs(roots, horizon, branches.first_action),
+                              group_size=num_branches, num_lanes=-(-lanes // num_branches))
+            returns = result.returns
+        else:
+            total = num_samples * num_branches
+            horizon = geometric_horizon(keys[4], gamma, (total,)) + 1
+            repeated = jax.tree.map(lambda x: jnp.repeat(x, num_branches, axis=0), roots)
+            first = branches.first_action.reshape((total, 1) + policy.action_shape)
+            result = run_jobs(keys[5], env, policy, params, Jobs(repeated, horizon, first),
+                              group_size=1, num_lanes=lanes)
+            returns = result.returns.reshape(num_samples, num_branches)
+        scale = 1.0 / (1.0 - gamma)
+        cotangent = jax.tree.map(lambda x: scale * x, branches.cotangent(returns))
+        mean, stderr = _chain_rule(policy, params, obs, cotangent)
+        return PolicyGradientEstimate(mean, stderr, occupancy.env_steps + result.env_steps,
+                                      occupancy.lane_steps + result.lane_steps)
+
+    return estimate
+
+
+def _check(env: Any, policy: Any, estimator: Any, gamma: Any, num_samples: Any,
+           baseline: Any, num_lanes: Any) -> None:
+    if not isinstance(env, Environment):
+        raise ValueError(f"env must be a weakpg Environment (see weakpg.envs.make), got {env!r}")
+    if not isinstance(policy, Policy):
+        raise ValueError(f"policy must be a weakpg Policy, got {policy!r}")
+    if tuple(policy.action_shape) != tuple(env.action_shape) or policy.num_actions != env.num_actions:
+        raise ValueError(
+            f"policy actions do not fit the environment: the policy has action_shape "
+            f"{policy.action_shape} and num_actions {policy.num_actions}, {env!r} has "
+            f"action_shape {env.action_shape} and num_actions {env.num_actions}")
+    validation.check_choice("estimator", estimator, ESTIMATORS)
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float, np.floating)):
+        raise ValueError(f"gamma must be a float in (0, 1), got {gamma!r}")
+    validation.check_array("gamma", gamma, low=0.0, high=1.0, low_open=True, high_open=True)
+    validation.check_num_samples(num_samples)
+    validation.check_choice("baseline", baseline, BASELINES)
+    if baseline is not None and estimator != "sf":
+        raise ValueError(f"baseline={baseline!r} applies to estimator='sf' only, got estimator={estimator!r}")
+    if baseline == "value" and num_samples < 4:
+        raise ValueError(f"baseline='value' fits on half the batch and needs num_samples >= 4, got {num_samples}")
+    if num_lanes is not None and (isinstance(num_lanes, bool) or not isinstance(num_lanes, int)
+                                  or num_lanes < 1):
+        raise ValueError(f"num_lanes must be an int >= 1 or None, got {num_lanes!r}")
+
+
+def _check_params(policy: Policy, params: Params) -> None:
+    expected = jax.eval_shape(policy.init, jax.random.key(0))
+    if jax.tree.structure(expected) != jax.tree.structure(params):
+        raise ValueError(
+            f"params do not fit the policy: expected the structure of policy.init(key), "
+            f"{jax.tree.structure(expected)}, got {jax.tree.structure(params)}")
+    for path, want, got in zip(jax.tree_util.tree_flatten_with_path(expected)[0],
+                               jax.tree.leaves(expected), jax.tree.leaves(params)):
+        if tuple(want.shape) != tuple(np.shape(got)):
+            raise ValueError(
+                f"params{jax.tree_util.keystr(path[0])} must have shape {tuple(want.shape)}, "
+                f"got {tuple(np.shape(got))}")
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        validation.check_finite(f"params{jax.tree_util.keystr(path)}", leaf)
+
+
+@functools.lru_cache(maxsize=64)
+def _jitted_estimator(env: Environment, policy: Policy, estimator: str, gamma: float,
+                      num_samples: int, coupled: bool, baseline: str | None,
+                      num_lanes: int | None) -> Callable[[Array, Params], PolicyGradientEstimate]:
+    return jax.jit(make_gradient_estimator(
+        env, policy, estimator=estimator, gamma=gamma, num_samples=num_samples,
+        coupled=coupled, baseline=baseline, num_lanes=num_lanes))
+
+
+def estimate_gradient(
+    key: Array,
+    env: Environment,
+    policy: Policy,
+    params: Params,
+    *,
+    estimator: str,
+    gamma: float,
+    num_samples: int,
+    coupled: bool = True,
+    baseline: str | None = None,
+    num_lanes: int | None = None,
+) -> PolicyGradientEstimate:
+    """Estimate grad J(params) from ``num_samples`` independent samples.
+
+    Args:
+      key: PRNG key; its implementation (threefry2x32, rbg, unsafe_rbg) is used throughout.
+      env: a weakpg environment (``weakpg.envs.make``, ``LinearQuadratic``, ``FiniteMDP``).
+      policy: a weakpg policy whose actions fit ``env``.
+      params: the policy parameters (structure of ``policy.init(key)``).
+      estimator: "jd" (weak derivative, PG-JD) or "sf" (score function, PG-SF).
+      gamma: discount factor in (0, 1).
+      num_samples: number of independent samples (states from the occupancy measure).
+      coupled: run each sample's branches with common random numbers (default).
+      baseline: for "sf": None, "rollout" or "value".
+      num_lanes: engine width (default ``default_num_lanes(num_samples)``).
+
+    Returns:
+      ``PolicyGradientEstimate`` with Python-int ``env_steps`` and ``lane_steps``.
+    """
+    _check(env, policy, estimator, gamma, num_samples, baseline, num_lanes)
+    _check_params(policy, params)
+    fn = _jitted_estimator(env, policy, estimator, float(gamma), num_samples, bool(coupled),
+                           baseline, num_lanes)
+    out = fn(key, params)
+    return out._replace(env_steps=int(out.env_steps), lane_steps=int(out.lane_steps))

@@ -1,0 +1,178 @@
+"""The roll-out engine: many simulations of random length on a fixed set of lanes.
+
+Policy-gradient samples need roll-outs of geometric length: T' ~ Geom(1 - gamma) steps
+to draw a state from the discounted occupancy measure, then T + 1 steps per phantom
+branch to estimate Q without bias (paper, Theorem 2). The longest of B geometric draws
+is about ln(B) / (1 - gamma), so a batch that waits for its longest member wastes most
+of its work. This engine keeps lanes busy instead: it holds a queue of jobs and a lane
+whose job ends takes the next job at once, so its cost is set by the total number of
+steps, not by the longest one.
+
+A job is a start state, a horizon (the number of steps to simulate) and optionally the
+first action of each member of its group. A group is ``group_size`` copies of the
+simulator that run one job in lockstep from the same start state: they share every
+random number (policy noise, transition noise, horizon) and differ only in their first
+actions. That is the coupling (common random numbers) of phantom pairs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from weakpg._src.envs.base import Environment
+from weakpg._src.policies import Params, Policy
+
+Array = jax.Array
+State = Any
+
+
+class Jobs(NamedTuple):
+    """A queue of J roll-out jobs.
+
+    Attributes:
+      start: start state of each job, a pytree with leading axis J.
+      horizon: (J,) int32, the number of steps to simulate (0 allowed).
+      first_action: (J, group_size, *action_shape) actions of each member's first step,
+        or None to draw every action from the policy.
+    """
+
+    start: State
+    horizon: Array
+    first_action: Array | None = None
+
+
+class JobResults(NamedTuple):
+    """What the engine returns.
+
+    Attributes:
+      returns: (J, group_size) undiscounted sum of the rewards of each member's steps.
+      final: the state of member 0 after its last step (pytree with leading axis J).
+      env_steps: environment steps simulated (summed over members), int32 scalar.
+      lane_steps: member-steps the lanes spent, busy or idle; env_steps / lane_steps is
+        the lane utilisation.
+    """
+
+    returns: Array
+    final: State
+    env_steps: Array
+    lane_steps: Array
+
+
+def geometric_horizon(key: Array, gamma: Array, shape: tuple[int, ...]) -> Array:
+    """T with P(T = t) = (1 - gamma) gamma^t, t = 0, 1, 2, ... (int32)."""
+    u = jax.random.uniform(key, shape, minval=jnp.finfo(jnp.float32).tiny, maxval=1.0)
+    return jnp.floor(jnp.log(u) / jnp.log(gamma)).astype(jnp.int32)
+
+
+def _select(mask: Array, new: State, old: State) -> State:
+    """Per-lane choice between two pytrees whose leaves lead with the lane axes of mask."""
+
+    def one(n: Array, o: Array) -> Array:
+        return jnp.where(mask.reshape(mask.shape + (1,) * (o.ndim - mask.ndim)), n, o)
+
+    return jax.tree.map(one, new, old)
+
+
+def run_jobs(
+    key: Array,
+    env: Environment,
+    policy: Policy,
+    params: Params,
+    jobs: Jobs,
+    *,
+    group_size: int,
+    num_lanes: int,
+    chunk: int = 8,
+) -> JobResults:
+    """Run every job in ``jobs`` on ``num_lanes`` groups of ``group_size`` simulators.
+
+    Each engine step: lanes whose job is over write their results and take the next
+    job from the queue; then every busy lane takes one step. Random numbers come from
+    ``fold_in(key, engine_step)``, one draw per lane, shared by the lane's members.
+    The loop ends when the queue is empty and every lane is idle; it checks that every
+    ``chunk`` steps.
+    """
+    num_jobs = jobs.horizon.shape[0]
+    lanes, members = num_lanes, group_size
+    k_policy, k_env = jax.random.split(key)
+    member_axes = (lanes, members)
+    has_first = jobs.first_action is not None
+
+    def take(tree: State, idx: Array) -> State:
+        return jax.tree.map(lambda x: x[idx], tree)
+
+    def broadcast_members(tree: State) -> State:
+        return jax.tree.map(lambda x: jnp.broadcast_to(x[:, None], (lanes, members) + x.shape[1:]), tree)
+
+    def engine_step(carry: dict[str, Any], _: None) -> tuple[dict[str, Any], None]:
+        c = dict(carry)
+        # 1. Lanes whose job is over write their results.
+        done = (c["remaining"] == 0) & (c["job"] < num_jobs)
+        sink = jnp.where(done, c["job"], num_jobs)  # out-of-range rows are dropped
+        c["returns"] = c["returns"].at[sink].set(c["acc"], mode="drop")
+        c["final"] = jax.tree.map(lambda buf, x: buf.at[sink].set(x[:, 0], mode="drop"),
+                                  c["final"], c["state"])
+        # 2. Idle lanes take the next jobs from the queue, in lane order.
+        idle = c["remaining"] == 0
+        idx = c["next"] + jnp.cumsum(idle) - 1
+        start = idle & (idx < num_jobs)
+        safe = jnp.minimum(idx, num_jobs - 1)
+        c["job"] = jnp.where(start, idx, jnp.where(idle, num_jobs, c["job"]))
+        c["state"] = _select(start, broadcast_members(take(jobs.start, safe)), c["state"])
+        c["remaining"] = jnp.where(start, jobs.horizon[safe], c["remaining"])
+        c["age"] = jnp.where(start, 0, c["age"])
+        c["acc"] = jnp.where(start[:, None], 0.0, c["acc"])
+        c["next"] = jnp.minimum(c["next"] + jnp.sum(idle), num_jobs)
+        # 3. Busy lanes step, every member with the lane's random numbers.
+        busy = c["remaining"] > 0
+        t = c["t"]
+        obs = jax.vmap(jax.vmap(env.observe))(c["state"])
+        dist_params = jax.vmap(jax.vmap(policy.dist_params, (None, 0)), (None, 0))(params, obs)
+        noise = policy.noise(jax.random.fold_in(k_policy, t), (lanes,))
+        noise = jnp.broadcast_to(noise[:, None], member_axes + noise.shape[1:])
+        action = policy.act(dist_params, noise)
+        if has_first:
+            first = jobs.first_action[jnp.minimum(c["job"], num_jobs - 1)]
+            action = jnp.where((c["age"] == 0).reshape((lanes, 1) + (1,) * (action.ndim - 2)),
+                               first, action)
+        env_keys = jax.random.split(jax.random.fold_in(k_env, t), lanes)
+        next_state, reward = jax.vmap(
+            jax.vmap(env.step, (None, 0, 0)), (0, 0, 0))(env_keys, c["state"], policy.env_action(action))
+        c["state"] = _select(busy, next_state, c["state"])
+        c["acc"] = c["acc"] + jnp.where(busy[:, None], reward, 0.0)
+        c["remaining"] = c["remaining"] - busy
+        c["age"] = c["age"] + busy
+        c["env_steps"] = c["env_steps"] + members * jnp.sum(busy)
+        c["t"] = t + 1
+        return c, None
+
+    def run_chunk(carry: dict[str, Any]) -> dict[str, Any]:
+        return jax.lax.scan(engine_step, carry, None, length=chunk)[0]
+
+    def not_finished(carry: dict[str, Any]) -> Array:
+        return (carry["next"] < num_jobs) | jnp.any(carry["job"] < num_jobs)
+
+    start_state = jax.tree.map(lambda x: x[0], jobs.start)
+    reward_dtype = jax.eval_shape(
+        lambda s: env.step(jax.random.key(0), s, policy.env_action(
+            policy.act(policy.dist_params(params, env.observe(s)), policy.noise(jax.random.key(0))))),
+        start_state)[1].dtype
+    carry = {
+        "state": broadcast_members(jax.tree.map(
+            lambda x: jnp.broadcast_to(x, (lanes,) + x.shape), start_state)),
+        "job": jnp.full(lanes, num_jobs, jnp.int32),
+        "remaining": jnp.zeros(lanes, jnp.int32),
+        "age": jnp.zeros(lanes, jnp.int32),
+        "acc": jnp.zeros(member_axes, reward_dtype),
+        "next": jnp.array(0, jnp.int32),
+        "t": jnp.array(0, jnp.int32),
+        "env_steps": jnp.array(0, jnp.int32),
+        "returns": jnp.zeros((num_jobs, members), reward_dtype),
+        "final": jax.tree.map(jnp.zeros_like, jobs.start),
+    }
+    carry = jax.lax.while_loop(not_finished, run_chunk, carry)
+    return JobResults(carry["returns"], carry["final"], carry["env_steps"],
+                      carry["t"] * lanes * members)
