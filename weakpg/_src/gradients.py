@@ -191,7 +191,7 @@ def _chain_rule(policy: Policy, params: Params, obs: Array,
 
 def default_num_lanes(num_samples: int) -> int:
     """Lanes for a batch: wide enough to vectorise, few enough to keep every lane busy."""
-    return int(min(1024, max(1, num_samples // 4)))
+    return int(min(1024, max(1, num_samples // 8)))
 
 
 def make_gradient_estimator(
@@ -232,7 +232,8 @@ def make_gradient_estimator(
             horizon = geometric_horizon(keys[4], gamma, (num_samples,)) + 1
             result = run_jobs(keys[5], env, policy, params,
                               Jobs(roots, horizon, branches.first_action),
-                              group_size=num_branches, num_lanes=-(-lanes // num_branches))
+                              group_size=num_branches, num_lanes=-(-lanes // num_branches),
+                              keep_final=False)
             returns = result.returns
         else:
             total = num_samples * num_branches
@@ -240,7 +241,7 @@ def make_gradient_estimator(
             repeated = jax.tree.map(lambda x: jnp.repeat(x, num_branches, axis=0), roots)
             first = branches.first_action.reshape((total, 1) + policy.action_shape)
             result = run_jobs(keys[5], env, policy, params, Jobs(repeated, horizon, first),
-                              group_size=1, num_lanes=lanes)
+                              group_size=1, num_lanes=lanes, keep_final=False)
             returns = result.returns.reshape(num_samples, num_branches)
         scale = 1.0 / (1.0 - gamma)
         cotangent = jax.tree.map(lambda x: scale * x, branches.cotangent(returns))

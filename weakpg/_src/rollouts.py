@@ -68,10 +68,10 @@ def geometric_horizon(key: Array, gamma: Array, shape: tuple[int, ...]) -> Array
 
 
 def _select(mask: Array, new: State, old: State) -> State:
-    """Per-lane choice between two pytrees whose leaves lead with the lane axes of mask."""
+    """Per-slot choice between two pytrees whose leaves lead with the slot axis."""
 
     def one(n: Array, o: Array) -> Array:
-        return jnp.where(mask.reshape(mask.shape + (1,) * (o.ndim - mask.ndim)), n, o)
+        return jnp.where(mask.reshape(mask.shape + (1,) * (o.ndim - 1)), n, o)
 
     return jax.tree.map(one, new, old)
 
@@ -85,94 +85,102 @@ def run_jobs(
     *,
     group_size: int,
     num_lanes: int,
-    chunk: int = 8,
+    keep_final: bool = True,
+    chunk: int = 16,
 ) -> JobResults:
     """Run every job in ``jobs`` on ``num_lanes`` groups of ``group_size`` simulators.
 
     Each engine step: lanes whose job is over write their results and take the next
     job from the queue; then every busy lane takes one step. Random numbers come from
-    ``fold_in(key, engine_step)``, one draw per lane, shared by the lane's members.
-    The loop ends when the queue is empty and every lane is idle; it checks that every
-    ``chunk`` steps.
+    ``key``, one draw per lane, shared by the lane's members; policy noise is drawn
+    for ``chunk`` steps at a time. The loop ends when the queue is empty and every lane
+    is idle; it checks that every ``chunk`` steps. ``keep_final=False`` skips recording final states.
+
+    Simulators are stored flat, ``num_lanes * group_size`` slots, lane-major, so that
+    every per-simulator operation is one vectorised loop.
     """
     num_jobs = jobs.horizon.shape[0]
     lanes, members = num_lanes, group_size
+    slots = lanes * members
     k_policy, k_env = jax.random.split(key)
-    member_axes = (lanes, members)
     has_first = jobs.first_action is not None
 
-    def take(tree: State, idx: Array) -> State:
-        return jax.tree.map(lambda x: x[idx], tree)
+    def per_slot(x: Array) -> Array:
+        return x if members == 1 else jnp.repeat(x, members, axis=0)
 
-    def broadcast_members(tree: State) -> State:
-        return jax.tree.map(lambda x: jnp.broadcast_to(x[:, None], (lanes, members) + x.shape[1:]), tree)
-
-    def engine_step(carry: dict[str, Any], _: None) -> tuple[dict[str, Any], None]:
-        c = dict(carry)
+    def engine_step(c: dict[str, Any], lane_noise: Array) -> tuple[dict[str, Any], None]:
+        c = dict(c)
         # 1. Lanes whose job is over write their results.
         done = (c["remaining"] == 0) & (c["job"] < num_jobs)
         sink = jnp.where(done, c["job"], num_jobs)  # out-of-range rows are dropped
-        c["returns"] = c["returns"].at[sink].set(c["acc"], mode="drop")
-        c["final"] = jax.tree.map(lambda buf, x: buf.at[sink].set(x[:, 0], mode="drop"),
-                                  c["final"], c["state"])
+        c["returns"] = c["returns"].at[sink].set(c["acc"].reshape(lanes, members), mode="drop")
+        if keep_final:
+            c["final"] = jax.tree.map(
+                lambda buf, x: buf.at[sink].set(x[::members], mode="drop"), c["final"], c["state"])
         # 2. Idle lanes take the next jobs from the queue, in lane order.
         idle = c["remaining"] == 0
         idx = c["next"] + jnp.cumsum(idle) - 1
         start = idle & (idx < num_jobs)
         safe = jnp.minimum(idx, num_jobs - 1)
         c["job"] = jnp.where(start, idx, jnp.where(idle, num_jobs, c["job"]))
-        c["state"] = _select(start, broadcast_members(take(jobs.start, safe)), c["state"])
+        start_slot = per_slot(start)
+        c["state"] = _select(start_slot, jax.tree.map(lambda x: per_slot(x[safe]), jobs.start),
+                             c["state"])
         c["remaining"] = jnp.where(start, jobs.horizon[safe], c["remaining"])
         c["age"] = jnp.where(start, 0, c["age"])
-        c["acc"] = jnp.where(start[:, None], 0.0, c["acc"])
+        c["acc"] = jnp.where(start_slot, 0.0, c["acc"])
         c["next"] = jnp.minimum(c["next"] + jnp.sum(idle), num_jobs)
         # 3. Busy lanes step, every member with the lane's random numbers.
         busy = c["remaining"] > 0
-        t = c["t"]
-        obs = jax.vmap(jax.vmap(env.observe))(c["state"])
-        dist_params = jax.vmap(jax.vmap(policy.dist_params, (None, 0)), (None, 0))(params, obs)
-        noise = policy.noise(jax.random.fold_in(k_policy, t), (lanes,))
-        noise = jnp.broadcast_to(noise[:, None], member_axes + noise.shape[1:])
-        action = policy.act(dist_params, noise)
+        obs = jax.vmap(env.observe)(c["state"])
+        dist_params = jax.vmap(policy.dist_params, (None, 0))(params, obs)
+        action = policy.act(dist_params, per_slot(lane_noise))
         if has_first:
             first = jobs.first_action[jnp.minimum(c["job"], num_jobs - 1)]
-            action = jnp.where((c["age"] == 0).reshape((lanes, 1) + (1,) * (action.ndim - 2)),
-                               first, action)
-        env_keys = jax.random.split(jax.random.fold_in(k_env, t), lanes)
-        next_state, reward = jax.vmap(
-            jax.vmap(env.step, (None, 0, 0)), (0, 0, 0))(env_keys, c["state"], policy.env_action(action))
-        c["state"] = _select(busy, next_state, c["state"])
-        c["acc"] = c["acc"] + jnp.where(busy[:, None], reward, 0.0)
+            first = first.reshape((slots,) + first.shape[2:])
+            is_first = per_slot(c["age"] == 0).reshape((slots,) + (1,) * (action.ndim - 1))
+            action = jnp.where(is_first, first, action)
+        env_keys = per_slot(jax.random.split(jax.random.fold_in(k_env, c["t"]), lanes))
+        # Idle lanes step too, on states that are never read again: their results were
+        # written before they went idle, and a new job overwrites their state.
+        c["state"], reward = jax.vmap(env.step)(env_keys, c["state"], policy.env_action(action))
+        c["acc"] = c["acc"] + reward
         c["remaining"] = c["remaining"] - busy
         c["age"] = c["age"] + busy
         c["env_steps"] = c["env_steps"] + members * jnp.sum(busy)
-        c["t"] = t + 1
+        c["t"] = c["t"] + 1
         return c, None
 
     def run_chunk(carry: dict[str, Any]) -> dict[str, Any]:
-        return jax.lax.scan(engine_step, carry, None, length=chunk)[0]
+        # Policy noise for the whole chunk in one draw: one PRNG call per step would cost
+        # about as much as the rest of the step.
+        noise = policy.noise(jax.random.fold_in(k_policy, carry["t"]), (chunk, lanes))
+        return jax.lax.scan(engine_step, carry, noise)[0]
 
     def not_finished(carry: dict[str, Any]) -> Array:
         return (carry["next"] < num_jobs) | jnp.any(carry["job"] < num_jobs)
 
-    start_state = jax.tree.map(lambda x: x[0], jobs.start)
+    first_state = jax.tree.map(lambda x: x[0], jobs.start)
     reward_dtype = jax.eval_shape(
         lambda s: env.step(jax.random.key(0), s, policy.env_action(
             policy.act(policy.dist_params(params, env.observe(s)), policy.noise(jax.random.key(0))))),
-        start_state)[1].dtype
+        first_state)[1].dtype
     carry = {
-        "state": broadcast_members(jax.tree.map(
-            lambda x: jnp.broadcast_to(x, (lanes,) + x.shape), start_state)),
+        "state": jax.tree.map(lambda x: jnp.broadcast_to(x, (slots,) + x.shape), first_state),
         "job": jnp.full(lanes, num_jobs, jnp.int32),
         "remaining": jnp.zeros(lanes, jnp.int32),
         "age": jnp.zeros(lanes, jnp.int32),
-        "acc": jnp.zeros(member_axes, reward_dtype),
+        "acc": jnp.zeros(slots, reward_dtype),
         "next": jnp.array(0, jnp.int32),
         "t": jnp.array(0, jnp.int32),
         "env_steps": jnp.array(0, jnp.int32),
         "returns": jnp.zeros((num_jobs, members), reward_dtype),
-        "final": jax.tree.map(jnp.zeros_like, jobs.start),
+        "final": jax.tree.map(jnp.zeros_like, jobs.start) if keep_final else None,
     }
     carry = jax.lax.while_loop(not_finished, run_chunk, carry)
-    return JobResults(carry["returns"], carry["final"], carry["env_steps"],
-                      carry["t"] * lanes * members)
+    # A job of horizon 0 is over before it starts, but its lane stepped once (idle lanes
+    # step): its results are its start state and no reward.
+    empty = jobs.horizon == 0
+    returns = jnp.where(empty[:, None], 0.0, carry["returns"])
+    final = _select(empty, jobs.start, carry["final"]) if keep_final else None
+    return JobResults(returns, final, carry["env_steps"], carry["t"] * slots)
