@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(BIN)/weakpg demo
 
 test: $(STAMP)
+	$(BIN)/ruff check weakpg tests bench
 	$(BIN)/python -m pytest -n 2
 
 clean:

@@ -95,7 +95,8 @@ def test_bernoulli_parts(param):
     np.testing.assert_allclose(wd.constant[0], expected_c, rtol=1e-5)
     np.testing.assert_array_equal(np.diagonal(wd.positive, axis1=1, axis2=2), 1)
     np.testing.assert_array_equal(np.diagonal(wd.negative, axis1=1, axis2=2), 0)
-    np.testing.assert_allclose(np.mean(wd.positive[:, 0, 1]), p[1], atol=4 * np.sqrt(p[1] * (1 - p[1]) / 2000))
+    tol = 4 * np.sqrt(p[1] * (1 - p[1]) / 2000)
+    np.testing.assert_allclose(np.mean(wd.positive[:, 0, 1]), p[1], atol=tol)
 
 
 @pytest.mark.parametrize(
@@ -106,7 +107,8 @@ def test_bernoulli_parts(param):
         (Categorical(jnp.array([0.1, 0.7, -0.4])), 1,
          np.log(np.exp(0.7) / np.exp([0.1, 0.7, -0.4]).sum())),
         (Bernoulli(probs=jnp.array([0.25, 0.6])), jnp.array([1, 0]), np.log(0.25 * 0.4)),
-        (Bernoulli(logits=jnp.array([0.5])), jnp.array([1]), stats.bernoulli.logpmf(1, 1 / (1 + np.exp(-0.5)))),
+        (Bernoulli(logits=jnp.array([0.5])), jnp.array([1]),
+         stats.bernoulli.logpmf(1, 1 / (1 + np.exp(-0.5)))),
         (Poisson(jnp.array([3.5, 0.2])), jnp.array([4, 0]), stats.poisson.logpmf([4, 0], [3.5, 0.2]).sum()),
     ],
 )
@@ -144,10 +146,12 @@ def test_distributions_are_pytrees_under_jit_and_vmap():
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda: Gaussian(jnp.zeros(2), jnp.array([1.0, 0.0])), r"scale must lie in \(0.0, inf\).*got \[1. 0.\]"),
+        (lambda: Gaussian(jnp.zeros(2), jnp.array([1.0, 0.0])),
+         r"scale must lie in \(0.0, inf\).*got \[1. 0.\]"),
         (lambda: Gaussian(jnp.zeros(2), jnp.array([1.0, -3.0])), "bad entries: -3.0"),
         (lambda: Gaussian(jnp.array([0.0, jnp.nan]), jnp.ones(2)), "mean must lie in"),
-        (lambda: Gaussian(jnp.zeros(2), jnp.ones(3)), r"mean and scale must have the same shape.*\(2,\).*\(3,\)"),
+        (lambda: Gaussian(jnp.zeros(2), jnp.ones(3)),
+         r"mean and scale must have the same shape.*\(2,\).*\(3,\)"),
         (lambda: Poisson(jnp.array([1.0, 0.0])), r"rate must lie in \(0.0, inf\)"),
         (lambda: Bernoulli(probs=jnp.array([0.5, 1.2])), r"probs must lie in \[0.0, 1.0\].*1.2"),
         (lambda: Bernoulli(probs=-0.1), r"probs must lie in \[0.0, 1.0\]"),
@@ -155,7 +159,8 @@ def test_distributions_are_pytrees_under_jit_and_vmap():
         (lambda: Bernoulli(probs=0.5, logits=0.0), "exactly one of probs or logits"),
         (lambda: Categorical(jnp.zeros((2, 3))), r"logits must have shape \(K,\)"),
         (lambda: Categorical(jnp.array([0.0, jnp.inf])), "logits must lie in"),
-        (lambda: Gaussian(0.0, 1.0).weak_derivative(KEY, "sigma"), "param must be one of 'mean', 'scale', got 'sigma'"),
+        (lambda: Gaussian(0.0, 1.0).weak_derivative(KEY, "sigma"),
+         "param must be one of 'mean', 'scale', got 'sigma'"),
     ],
 )
 def test_bad_parameters_raise(make, match):

@@ -16,8 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from weakpg import Bernoulli, Categorical, Gaussian, Poisson
-from weakpg import estimators
+from weakpg import Bernoulli, Categorical, Gaussian, Poisson, estimators
 from weakpg.distributions import WeakDerivative
 from weakpg.testing import assert_unbiased
 
@@ -204,7 +203,8 @@ def test_estimators_trace_under_jit_and_vmap():
     est = batched(KEY, means)
     assert est.mean["mean"].shape == (3, 2)
     for i in range(3):
-        assert_unbiased(jax.tree.map(lambda x: x[i], est), {"mean": 2 * means[i], "scale": 2 * SIGMA})
+        one = jax.tree.map(lambda x, i=i: x[i], est)
+        assert_unbiased(one, {"mean": 2 * means[i], "scale": 2 * SIGMA})
     eager = estimators.weak_derivative(KEY, f, Gaussian(means[1], SIGMA), 5000)
     np.testing.assert_allclose(eager.mean["mean"], est.mean["mean"][1], rtol=1e-5)
 
@@ -227,17 +227,21 @@ def test_single_sample_has_infinite_stderr():
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda: estimators.score_function(KEY, jnp.sum, GAUSS, 0), "num_samples must be an int >= 1, got 0"),
-        (lambda: estimators.weak_derivative(KEY, jnp.sum, GAUSS, 2.5), "num_samples must be a Python int"),
+        (lambda: estimators.score_function(KEY, jnp.sum, GAUSS, 0),
+         "num_samples must be a Python int >= 1, got 0"),
+        (lambda: estimators.weak_derivative(KEY, jnp.sum, GAUSS, 2.5),
+         "num_samples must be a Python int >= 1, got 2.5"),
         (lambda: estimators.score_function(KEY, jnp.sum, GAUSS, 1, baseline="loo"), "needs num_samples >= 2"),
         (lambda: estimators.score_function(KEY, jnp.sum, GAUSS, 10, baseline="mean"),
          "baseline must be one of 'loo', got 'mean'"),
-        (lambda: estimators.score_function(KEY, jnp.sum, GAUSS, 10, baseline=float("nan")), "baseline must lie"),
+        (lambda: estimators.score_function(KEY, jnp.sum, GAUSS, 10, baseline=float("nan")),
+         "baseline must lie"),
         (lambda: estimators.score_function(KEY, jnp.sum, GAUSS, 10, baseline=lambda d: d.mean),
          "baseline must be a scalar"),
         (lambda: estimators.weak_derivative(KEY, lambda z: z, GAUSS, 10), "f must map one sample of shape"),
         (lambda: estimators.pathwise(KEY, jnp.sum, Poisson(RATE), 10), "pathwise needs a Gaussian"),
-        (lambda: estimators.weak_derivative(KEY, jnp.sum, {"mean": 0.0}, 10), "dist must be a weakpg Distribution"),
+        (lambda: estimators.weak_derivative(KEY, jnp.sum, {"mean": 0.0}, 10),
+         "dist must be a weakpg Distribution"),
     ],
 )
 def test_bad_estimator_arguments_raise(call, match):

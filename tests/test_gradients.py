@@ -163,7 +163,7 @@ def test_mlp_policy_weak_derivative_and_score_function_agree():
         (dict(gamma=1.0), r"gamma must lie in \(0.0, 1.0\)"),
         (dict(gamma=0.0), r"gamma must lie in \(0.0, 1.0\)"),
         (dict(gamma="0.9"), "gamma must be a float"),
-        (dict(num_samples=0), "num_samples must be an int >= 1, got 0"),
+        (dict(num_samples=0), "num_samples must be a Python int >= 1, got 0"),
         (dict(estimator="reinforce"), "estimator must be one of 'jd', 'sf', got 'reinforce'"),
         (dict(baseline="mean"), "baseline must be one of None, 'rollout', 'value', got 'mean'"),
         (dict(estimator="jd", baseline="rollout"), "applies to estimator='sf' only"),

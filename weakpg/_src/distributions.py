@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from weakpg._src import validation
+from weakpg._src.validation import as_float
 
 Array = jax.Array
 
@@ -50,9 +51,6 @@ class WeakDerivative(NamedTuple):
     positive: Array
     negative: Array
 
-
-def _float(x: Any) -> Array:
-    return jnp.asarray(x, dtype=jnp.result_type(float))
 
 
 def _replace_diagonal(base: Array, values: Array) -> Array:
@@ -160,16 +158,16 @@ class Gaussian(Distribution):
 
     def sample(self, key: Array, shape: tuple[int, ...] = ()) -> Array:
         eps = jax.random.normal(key, tuple(shape) + self.event_shape, jnp.result_type(float))
-        return _float(self.mean) + _float(self.scale) * eps
+        return as_float(self.mean) + as_float(self.scale) * eps
 
     def log_prob(self, x: Array) -> Array:
-        z = (_float(x) - _float(self.mean)) / _float(self.scale)
-        log_density = -0.5 * z**2 - jnp.log(_float(self.scale)) - 0.5 * math.log(2 * math.pi)
+        z = (as_float(x) - as_float(self.mean)) / as_float(self.scale)
+        log_density = -0.5 * z**2 - jnp.log(as_float(self.scale)) - 0.5 * math.log(2 * math.pi)
         return _sum_event(log_density, len(self.event_shape))
 
     def weak_derivative(self, key: Array, param: str, *, coupled: bool = True) -> WeakDerivative:
         self._check_param(param)
-        mean, scale = _float(self.mean), _float(self.scale)
+        mean, scale = as_float(self.mean), as_float(self.scale)
         k_base, k_pos, k_neg = jax.random.split(key, 3)
         shape, dtype = self.event_shape, mean.dtype
         base = self.sample(k_base)
@@ -218,13 +216,13 @@ class Categorical(Distribution):
 
     @property
     def probs(self) -> Array:
-        return jax.nn.softmax(_float(self.logits))
+        return jax.nn.softmax(as_float(self.logits))
 
     def sample(self, key: Array, shape: tuple[int, ...] = ()) -> Array:
-        return jax.random.categorical(key, _float(self.logits), shape=tuple(shape))
+        return jax.random.categorical(key, as_float(self.logits), shape=tuple(shape))
 
     def log_prob(self, x: Array) -> Array:
-        return jax.nn.log_softmax(_float(self.logits))[x]
+        return jax.nn.log_softmax(as_float(self.logits))[x]
 
     def weak_derivative(self, key: Array, param: str, *, coupled: bool = True) -> WeakDerivative:
         self._check_param(param)
@@ -268,18 +266,18 @@ class Bernoulli(Distribution):
     @property
     def p(self) -> Array:
         """Success probabilities."""
-        return _float(self.probs) if self.probs is not None else jax.nn.sigmoid(_float(self.logits))
+        return as_float(self.probs) if self.probs is not None else jax.nn.sigmoid(as_float(self.logits))
 
     def sample(self, key: Array, shape: tuple[int, ...] = ()) -> Array:
         draws = jax.random.bernoulli(key, self.p, tuple(shape) + self.event_shape)
         return draws.astype(jnp.int32)
 
     def log_prob(self, x: Array) -> Array:
-        x = _float(x)
+        x = as_float(x)
         if self.probs is not None:
             log_mass = jax.scipy.special.xlogy(x, self.p) + jax.scipy.special.xlog1py(1 - x, -self.p)
         else:
-            logits = _float(self.logits)
+            logits = as_float(self.logits)
             log_mass = x * jax.nn.log_sigmoid(logits) + (1 - x) * jax.nn.log_sigmoid(-logits)
         return _sum_event(log_mass, len(self.event_shape))
 
@@ -316,10 +314,10 @@ class Poisson(Distribution):
         return jnp.shape(self.rate)
 
     def sample(self, key: Array, shape: tuple[int, ...] = ()) -> Array:
-        return jax.random.poisson(key, _float(self.rate), tuple(shape) + self.event_shape)
+        return jax.random.poisson(key, as_float(self.rate), tuple(shape) + self.event_shape)
 
     def log_prob(self, x: Array) -> Array:
-        x, rate = _float(x), _float(self.rate)
+        x, rate = as_float(x), as_float(self.rate)
         log_mass = jax.scipy.special.xlogy(x, rate) - rate - jax.scipy.special.gammaln(x + 1)
         return _sum_event(log_mass, len(self.event_shape))
 
@@ -330,7 +328,7 @@ class Poisson(Distribution):
         n_pos = self.sample(k_pos)
         n_neg = n_pos if coupled else self.sample(k_neg)
         return WeakDerivative(
-            jnp.ones_like(_float(self.rate)),
+            jnp.ones_like(as_float(self.rate)),
             _replace_diagonal(base, n_pos + 1), _replace_diagonal(base, n_neg))
 
 

@@ -107,8 +107,7 @@ class Fourier(Features):
     def random(cls, key: Array, obs_dim: int, num_features: int, bandwidth: float = 1.0) -> Fourier:
         """Frequencies ~ N(0, 1 / bandwidth^2), phases ~ U(0, 2 pi)."""
         validation.check_array("bandwidth", bandwidth, low=0.0, low_open=True)
-        if num_features < 1:
-            raise ValueError(f"num_features must be >= 1, got {num_features}")
+        validation.check_positive_int("num_features", num_features)
         k_freq, k_phase = jax.random.split(key)
         return cls(jax.random.normal(k_freq, (num_features, obs_dim)) / bandwidth,
                    jax.random.uniform(k_phase, (num_features,), maxval=2 * jnp.pi))

@@ -272,7 +272,8 @@ def _check(env: Any, policy: Any, estimator: Any, gamma: Any, num_samples: Any,
     if baseline is not None and estimator != "sf":
         raise ValueError(f"baseline={baseline!r} applies to estimator='sf' only, got estimator={estimator!r}")
     if baseline == "value" and num_samples < 4:
-        raise ValueError(f"baseline='value' fits on half the batch and needs num_samples >= 4, got {num_samples}")
+        raise ValueError(
+            f"baseline='value' fits on half the batch and needs num_samples >= 4, got {num_samples}")
     if num_lanes is not None and (isinstance(num_lanes, bool) or not isinstance(num_lanes, int)
                                   or num_lanes < 1):
         raise ValueError(f"num_lanes must be an int >= 1 or None, got {num_lanes!r}")

@@ -23,7 +23,7 @@ import numpy as np
 from weakpg._src import validation
 from weakpg._src.distributions import Categorical, Distribution, Gaussian
 from weakpg._src.envs.base import Environment
-from weakpg._src.features import Features, Fourier, Identity, RBF
+from weakpg._src.features import RBF, Features, Fourier, Identity
 
 Array = jax.Array
 Params = Any

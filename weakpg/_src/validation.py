@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -63,15 +64,29 @@ def check_finite(name: str, value: Any) -> None:
     check_array(name, value)
 
 
+def check_positive_int(name: str, value: Any) -> int:
+    """Return ``value`` as an int after checking it is an integer >= 1."""
+    if (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+            or value < 1):
+        raise ValueError(f"{name} must be a Python int >= 1, got {value!r}")
+    return int(value)
+
+
 def check_num_samples(num_samples: Any) -> int:
     """Return ``num_samples`` as an int after checking it is an integer >= 1."""
-    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)):
-        raise ValueError(
-                f"num_samples must be a Python int >= 1, got {num_samples!r} "
-                f"of type {type(num_samples).__name__}")
-    if num_samples < 1:
-        raise ValueError(f"num_samples must be an int >= 1, got {num_samples}")
-    return int(num_samples)
+    return check_positive_int("num_samples", num_samples)
+
+
+def check_shape(name: str, value: Any, expected: tuple[int, ...]) -> None:
+    """Raise unless ``value`` has shape ``expected``."""
+    got = np.shape(value)
+    if got != expected:
+        raise ValueError(f"{name} must have shape {expected}, got shape {got}")
+
+
+def as_float(x: Any) -> jax.Array:
+    """``x`` as an array of the default float type (float32, or float64 under x64)."""
+    return jnp.asarray(x, dtype=jnp.result_type(float))
 
 
 def check_same_shape(name_a: str, a: Any, name_b: str, b: Any) -> None:

@@ -22,18 +22,11 @@ import numpy as np
 
 from weakpg._src import validation
 from weakpg._src.envs.base import Array, Environment
+from weakpg._src.validation import as_float
 
 _SUM_TOL = 1e-6
 
 
-def _float(x: Any) -> Array:
-    return jnp.asarray(x, dtype=jnp.result_type(float))
-
-
-def _check_shape(name: str, value: Any, expected: tuple[int, ...]) -> None:
-    got = np.shape(value)
-    if got != expected:
-        raise ValueError(f"{name} must have shape {expected}, got shape {got}")
 
 
 def _check_probability_rows(name: str, value: Any) -> None:
@@ -56,11 +49,6 @@ def _check_probability_rows(name: str, value: Any) -> None:
                 f"{_SUM_TOL}), got {np.array2string(x[index], threshold=8, precision=4)} "
                 f"with sum {sums[index]:.8g}")
 
-
-def _check_count(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a Python int >= 1, got {value!r}")
-    return int(value)
 
 
 # The exact quantities are jitted functions of the arrays, so MDPs of one size share one
@@ -103,14 +91,14 @@ class FiniteMDP(Environment):
             raise ValueError(
                     f"transitions must have shape (S, A, S) with S, A >= 1, got shape {shape}")
         num_states, num_actions = shape[:2]
-        _check_shape("rewards", rewards, (num_states, num_actions))
-        _check_shape("initial", initial, (num_states,))
+        validation.check_shape("rewards", rewards, (num_states, num_actions))
+        validation.check_shape("initial", initial, (num_states,))
         _check_probability_rows("transitions", transitions)
         _check_probability_rows("initial", initial)
         validation.check_finite("rewards", rewards)
-        self.transitions = _float(transitions)
-        self.rewards = _float(rewards)
-        self.initial = _float(initial)
+        self.transitions = as_float(transitions)
+        self.rewards = as_float(rewards)
+        self.initial = as_float(initial)
         self.num_states, self.num_actions = num_states, num_actions
         self.observation_shape = ()
         self.action_shape = ()
@@ -125,8 +113,8 @@ class FiniteMDP(Environment):
         Dirichlet(1, ..., 1) is drawn as i.i.d. Exp(1) variables over their sum, which
         is the same law and compiles faster than ``jax.random.dirichlet``.
         """
-        num_states = _check_count("num_states", num_states)
-        num_actions = _check_count("num_actions", num_actions)
+        num_states = validation.check_positive_int("num_states", num_states)
+        num_actions = validation.check_positive_int("num_actions", num_actions)
         k_transitions, k_rewards, k_initial = jax.random.split(key, 3)
 
         def flat_dirichlet(k: Array, shape: tuple[int, ...]) -> Array:
@@ -174,8 +162,8 @@ class FiniteMDP(Environment):
         return {"logits": _gradient(self.transitions, self.rewards, self.initial, logits, gamma)}
 
     def _check_policy(self, logits: Any, gamma: Any) -> tuple[Array, Array]:
-        _check_shape("logits", logits, (self.num_states, self.num_actions))
-        _check_shape("gamma", gamma, ())
+        validation.check_shape("logits", logits, (self.num_states, self.num_actions))
+        validation.check_shape("gamma", gamma, ())
         validation.check_finite("logits", logits)
         validation.check_array("gamma", gamma, low=0.0, high=1.0, low_open=True, high_open=True)
-        return _float(logits), _float(gamma)
+        return as_float(logits), as_float(gamma)

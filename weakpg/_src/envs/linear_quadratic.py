@@ -31,18 +31,11 @@ import numpy as np
 
 from weakpg._src import validation
 from weakpg._src.envs.base import Array, Environment
+from weakpg._src.validation import as_float
 
 _PSD_TOL = 1e-6
 
 
-def _float(x: Any) -> Array:
-    return jnp.asarray(x, dtype=jnp.result_type(float))
-
-
-def _check_shape(name: str, value: Any, expected: tuple[int, ...]) -> None:
-    got = np.shape(value)
-    if got != expected:
-        raise ValueError(f"{name} must have shape {expected}, got shape {got}")
 
 
 def _check_psd(name: str, value: Any) -> None:
@@ -153,12 +146,12 @@ class LinearQuadratic(Environment):
         m = np.shape(B)[1]
         for name, value, size in (("Q", Q, n), ("R", R, m), ("noise_cov", noise_cov, n),
                                   ("init_cov", init_cov, n)):
-            _check_shape(name, value, (size, size))
+            validation.check_shape(name, value, (size, size))
             _check_psd(name, value)
         validation.check_finite("A", A)
         validation.check_finite("B", B)
-        self.A, self.B, self.Q, self.R = _float(A), _float(B), _float(Q), _float(R)
-        self.noise_cov, self.init_cov = _float(noise_cov), _float(init_cov)
+        self.A, self.B, self.Q, self.R = as_float(A), as_float(B), as_float(Q), as_float(R)
+        self.noise_cov, self.init_cov = as_float(noise_cov), as_float(init_cov)
         self.noise_factor = _psd_factor(self.noise_cov)
         self.init_factor = _psd_factor(self.init_cov)
         self.state_dim, self.action_dim = n, m
@@ -216,19 +209,19 @@ class LinearQuadratic(Environment):
           a: action, shape (m,).
         """
         weights, sigma, gamma = self._check_policy(weights, sigma, gamma)
-        _check_shape("s", s, self.observation_shape)
-        _check_shape("a", a, self.action_shape)
-        return _q(self._matrices(), weights, sigma, gamma, _float(s), _float(a))
+        validation.check_shape("s", s, self.observation_shape)
+        validation.check_shape("a", a, self.action_shape)
+        return _q(self._matrices(), weights, sigma, gamma, as_float(s), as_float(a))
 
     def _matrices(self) -> _Matrices:
         return _Matrices(self.A, self.B, self.Q, self.R, self.noise_cov, self.init_cov)
 
     def _check_policy(self, weights: Any, sigma: Any, gamma: Any) -> tuple[Array, Array, Array]:
-        _check_shape("weights", weights, (self.action_dim, self.state_dim))
+        validation.check_shape("weights", weights, (self.action_dim, self.state_dim))
         if np.shape(sigma) not in ((), self.action_shape):
             raise ValueError(
                     f"sigma must have shape () or {self.action_shape}, got shape {np.shape(sigma)}")
-        _check_shape("gamma", gamma, ())
+        validation.check_shape("gamma", gamma, ())
         validation.check_finite("weights", weights)
         validation.check_array("sigma", sigma, low=0.0, low_open=True)
         validation.check_array("gamma", gamma, low=0.0, high=1.0, low_open=True, high_open=True)
@@ -240,4 +233,4 @@ class LinearQuadratic(Environment):
                         f"weights give a closed loop A + B K with spectral radius {radius:.6g}, and "
                         f"sqrt(gamma) * radius = {np.sqrt(gamma) * radius:.6g} >= 1 for gamma={gamma}: "
                         f"the discounted cost is infinite. Allowed: sqrt(gamma) * radius < 1")
-        return _float(weights), _float(sigma), _float(gamma)
+        return as_float(weights), as_float(sigma), as_float(gamma)
