@@ -9,7 +9,7 @@ Two yardsticks for ``bench/throughput.py``:
 - ``gymnasium_steps_per_second``: a plain gymnasium loop, one step per Python call, as a
   user would write it.
 
-Run ``python bench/references.py`` for a table. Figures are steps per second.
+Run ``python -m bench.references`` for a table. Figures are steps per second.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ Problems: the scalar LQR of tests/test_gradients.py (exact gradient) at gamma 0.
 0.99, and Pendulum-v1 at gamma 0.95 with RBF features, whose gradient is a large-sample
 PG-JD reference whose own squared error is checked against the MSEs it is used for.
 
-Run ``python bench/variance.py`` (about 5 minutes on 2 CPU cores) or ``--quick``.
+Run ``python -m bench.variance`` (about 4 minutes on 2 CPU cores) or ``--quick``.
 """
 
 from __future__ import annotations
@@ -234,17 +234,17 @@ def format_table(problem: Problem, rows: list[Row], budget: int, repetitions: in
 
 
 def verdict(ratio: float, stderr: float, low: float, high: float) -> str:
-    """'beats' / 'matches' / 'falls short of' a prototype range, within 2 standard errors."""
+    """'beat' / 'match' / 'fall short of' a prototype range, within 2 standard errors."""
     if ratio + 2 * stderr < low:
-        return "beats"
+        return "beat"
     if ratio - 2 * stderr > high:
-        return "falls short of"
-    return "matches"
+        return "fall short of"
+    return "match"
 
 
 def format_comparison(results: dict[str, list[Row]]) -> str:
     """JD coupled / SF against the prototype, and JD coupled / best SF with a baseline."""
-    lines = ["Comparison (ratio +- stderr; 'matches' = within 2 stderr of the prototype):"]
+    lines = ["Comparison (ratio +- stderr; 'match' = within 2 stderr of the prototype):"]
     for name, rows in results.items():
         by_name = {r.estimator: r for r in rows}
         jd = by_name["JD coupled"]

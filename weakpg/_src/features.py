@@ -76,15 +76,20 @@ class RBF(Features):
         return cls(np.array(list(itertools.product(*axes))), width, axes=axes)
 
     def __call__(self, obs: Array) -> Array:
+        # Written as loops over the few observation axes: XLA vectorises these well,
+        # while an (C, obs_dim) reduction per observation runs 10x slower on CPU.
         obs = jnp.ravel(obs)
         if self._axes is None:
-            z = (obs[None, :] - self.centers) * self.inv_width
-            features = jnp.exp(-0.5 * jnp.sum(z * z, axis=-1))
-        else:
-            features = jnp.ones(())
-            for k, axis in enumerate(self._axes):  # outer product, first axis slowest
-                g = jnp.exp(-0.5 * jnp.square((obs[k] - axis) * self.inv_width[k]))
-                features = (features[..., None] * g).reshape(-1)
+            sq_dist = sum(jnp.square((obs[k] - self.centers[:, k]) * self.inv_width[k])
+                          for k in range(self.centers.shape[1]))
+            return jnp.append(jnp.exp(-0.5 * sq_dist), 1.0)
+        per_axis = [jnp.exp(-0.5 * jnp.square((obs[k] - axis) * self.inv_width[k]))
+                    for k, axis in enumerate(self._axes)]
+        # Materialise the per-axis factors, or XLA recomputes them for every product.
+        per_axis = jax.lax.optimization_barrier(per_axis)
+        features = jnp.ones(())
+        for g in per_axis:  # outer product, first axis slowest
+            features = (features[..., None] * g).reshape(-1)
         return jnp.append(features, 1.0)
 
     def __repr__(self) -> str:

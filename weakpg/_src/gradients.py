@@ -191,7 +191,7 @@ def _chain_rule(policy: Policy, params: Params, obs: Array,
 
 def default_num_lanes(num_samples: int) -> int:
     """Lanes for a batch: wide enough to vectorise, few enough to keep every lane busy."""
-    return int(min(1024, max(1, num_samples // 8)))
+    return int(min(1024, max(32, num_samples // 16), num_samples))
 
 
 def make_gradient_estimator(

@@ -4,9 +4,9 @@ Policy-gradient samples need roll-outs of geometric length: T' ~ Geom(1 - gamma)
 to draw a state from the discounted occupancy measure, then T + 1 steps per phantom
 branch to estimate Q without bias (paper, Theorem 2). The longest of B geometric draws
 is about ln(B) / (1 - gamma), so a batch that waits for its longest member wastes most
-of its work. This engine keeps lanes busy instead: it holds a queue of jobs and a lane
-whose job ends takes the next job at once, so its cost is set by the total number of
-steps, not by the longest one.
+of its work. This engine keeps lanes busy instead: it holds a queue of jobs, longest
+first, and a lane whose job ends takes the next job at once, so its cost is set by the
+total number of steps, not by the longest one.
 
 A job is a start state, a horizon (the number of steps to simulate) and optionally the
 first action of each member of its group. A group is ``group_size`` copies of the
@@ -99,6 +99,11 @@ def run_jobs(
     Simulators are stored flat, ``num_lanes * group_size`` slots, lane-major, so that
     every per-simulator operation is one vectorised loop.
     """
+    # Longest job first: the last jobs to start are then the shortest, so lanes finish
+    # together (LPT scheduling). Horizons are fixed before the run and the noise of a
+    # lane-step does not depend on which job takes it, so the order biases nothing.
+    order = jnp.argsort(-jobs.horizon, stable=True)
+    jobs = jax.tree.map(lambda x: x[order], jobs)
     num_jobs = jobs.horizon.shape[0]
     lanes, members = num_lanes, group_size
     slots = lanes * members
@@ -183,4 +188,6 @@ def run_jobs(
     empty = jobs.horizon == 0
     returns = jnp.where(empty[:, None], 0.0, carry["returns"])
     final = _select(empty, jobs.start, carry["final"]) if keep_final else None
-    return JobResults(returns, final, carry["env_steps"], carry["t"] * slots)
+    unsort = lambda x: jnp.zeros_like(x).at[order].set(x)  # noqa: E731
+    return JobResults(unsort(returns), jax.tree.map(unsort, final), carry["env_steps"],
+                      carry["t"] * slots)

@@ -1,0 +1,82 @@
+"""gymnax environments through weakpg: no time limit, absorbing terminals, both estimators."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import weakpg
+from weakpg.envs import GYMNAX_IDS
+from weakpg.estimators import GradientEstimate
+from weakpg.testing import assert_unbiased
+
+KEY = jax.random.key(0)
+
+
+@pytest.mark.parametrize("env_id", GYMNAX_IDS)
+def test_reset_step_observe(env_id):
+    env = weakpg.envs.make(env_id)
+    state = env.reset(KEY)
+    obs = env.observe(state)
+    assert obs.shape == env.observation_shape
+    action = jnp.zeros(env.action_shape) if not env.discrete else jnp.array(0)
+    next_state, reward = jax.jit(env.step)(KEY, state, action)
+    assert jax.tree.structure(next_state) == jax.tree.structure(state)
+    assert reward.shape == ()
+
+
+def test_no_time_limit():
+    # gymnax would reset Pendulum after 200 steps; phantom roll-outs must not.
+    env = weakpg.envs.make("Pendulum-v1")
+
+    def body(state, _):
+        next_state, _ = env.step(KEY, state, jnp.array([0.0]))
+        return next_state, next_state
+
+    _, states = jax.lax.scan(body, env.reset(KEY), None, length=500)
+    thetas = np.asarray(states.theta)
+    # A reset would jump back to the start; free swinging changes theta by < 0.41 per step.
+    assert np.max(np.abs(np.diff(thetas))) < 8 * 0.05 + 1e-6
+    assert int(states.time[-1]) == 500
+
+
+def test_terminal_states_are_absorbing():
+    env = weakpg.envs.make("CartPole-v1")
+    state = env.reset(KEY)
+    rewards = []
+    for _ in range(200):  # always pushing left: the pole falls within a few dozen steps
+        state, reward = env.step(KEY, state, jnp.array(0))
+        rewards.append(float(reward))
+    rewards = np.array(rewards)
+    first_zero = int(np.argmax(rewards == 0.0))
+    assert bool(state.terminated) and 0 < first_zero < 200
+    assert np.all(rewards[:first_zero] == 1.0) and np.all(rewards[first_zero:] == 0.0)
+    frozen, reward = env.step(KEY, state, jnp.array(1))
+    assert reward == 0.0
+    np.testing.assert_array_equal(env.observe(frozen), env.observe(state))
+
+
+@pytest.mark.parametrize(
+    "env_id, make_policy",
+    [
+        ("Pendulum-v1", lambda env: weakpg.LinearGaussian(env, sigma=1.0, features="rbf", squash="tanh")),
+        ("CartPole-v1", lambda env: weakpg.Softmax(env)),
+    ],
+    ids=["pendulum-rbf-tanh", "cartpole-softmax"],
+)
+def test_weak_derivative_and_score_function_agree(env_id, make_policy):
+    # No closed form here: two unbiased estimators must agree within their combined errors.
+    env = weakpg.envs.make(env_id)
+    policy = make_policy(env)
+    params = jax.tree.map(lambda x: 0.3 * jax.random.normal(jax.random.key(1), x.shape),
+                          policy.init(KEY))
+    common = dict(gamma=0.9, num_samples=20_000)
+    jd = weakpg.estimate_gradient(KEY, env, policy, params, estimator="jd", **common)
+    sf = weakpg.estimate_gradient(jax.random.key(1), env, policy, params, estimator="sf",
+                                  baseline="rollout", **common)
+    diff = jax.tree.map(jnp.subtract, jd.mean, sf.mean)
+    stderr = jax.tree.map(lambda a, b: jnp.sqrt(a**2 + b**2), jd.stderr, sf.stderr)
+    assert_unbiased(GradientEstimate(diff, stderr), jax.tree.map(jnp.zeros_like, diff))
+    assert max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(jd.mean)) > 0
