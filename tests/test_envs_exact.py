@@ -376,9 +376,9 @@ LQR_ERRORS = {
         "noise_cov must be positive semi-definite, got smallest eigenvalue -1"),
     "init_cov_nan": (
         lambda: _lqr_with(init_cov=[[np.nan, 0.0], [0.0, 1.0]]),
-        "init_cov must lie in [-inf, inf) element-wise, got"),
+        "init_cov must be finite element-wise, got"),
     "A_inf": (
-        lambda: _lqr_with(A=[[np.inf, 0.0], [0.0, 1.0]]), "A must lie in [-inf, inf) element-wise, got"),
+        lambda: _lqr_with(A=[[np.inf, 0.0], [0.0, 1.0]]), "A must be finite element-wise, got"),
     "weights_shape": (
         lambda: _lqr_with().exact_value(_K.T, 0.5, 0.9),
         "weights must have shape (1, 2), got shape (2, 1)"),
@@ -387,16 +387,16 @@ LQR_ERRORS = {
         "sigma must have shape () or (1,), got shape (3,)"),
     "sigma_zero": (
         lambda: _lqr_with().exact_value(_K, 0.0, 0.9),
-        "sigma must lie in (0.0, inf) element-wise, got 0.0"),
+        "sigma must lie in (0.0, inf), got 0.0"),
     "sigma_negative": (
         lambda: _lqr_with().exact_gradient(_K, np.array([-0.5]), 0.9),
-        "sigma must lie in (0.0, inf) element-wise, got -0.5"),
+        "sigma must lie in (0.0, inf), got -0.5"),
     "gamma_one": (
         lambda: _lqr_with().exact_value(_K, 0.5, 1.0),
-        "gamma must lie in (0.0, 1.0) element-wise, got 1.0"),
+        "gamma must lie in (0.0, 1.0), got 1.0"),
     "gamma_zero": (
         lambda: _lqr_with().exact_q(_K, 0.5, 0.0, np.zeros(2), np.zeros(1)),
-        "gamma must lie in (0.0, 1.0) element-wise, got 0.0"),
+        "gamma must lie in (0.0, 1.0), got 0.0"),
     "gamma_shape": (
         lambda: _lqr_with().exact_value(_K, 0.5, np.array([0.9])),
         "gamma must have shape (), got shape (1,)"),
@@ -449,7 +449,7 @@ MDP_ERRORS = {
         "got [0.5 0.5] with sum 1.00001"),
     "rewards_nan": (
         lambda: _mdp_with(rewards=np.array([[1.0, np.nan], [0.0, 0.0]])),
-        "rewards must lie in [-inf, inf) element-wise, got"),
+        "rewards must be finite element-wise, got"),
     "random_num_states": (
         lambda: FiniteMDP.random(KEY, 0, 2), "num_states must be a Python int >= 1, got 0"),
     "random_num_actions": (
@@ -459,13 +459,13 @@ MDP_ERRORS = {
         "logits must have shape (2, 2), got shape (2, 3)"),
     "logits_nan": (
         lambda: _mdp_with().exact_q(np.full((2, 2), np.nan), 0.9),
-        "logits must lie in [-inf, inf) element-wise, got"),
+        "logits must be finite element-wise, got"),
     "gamma_one": (
         lambda: _mdp_with().exact_value(np.zeros((2, 2)), 1.0),
-        "gamma must lie in (0.0, 1.0) element-wise, got 1.0"),
+        "gamma must lie in (0.0, 1.0), got 1.0"),
     "gamma_negative": (
         lambda: _mdp_with().exact_gradient(np.zeros((2, 2)), -0.1),
-        "gamma must lie in (0.0, 1.0) element-wise, got -0.1"),
+        "gamma must lie in (0.0, 1.0), got -0.1"),
 }
 
 ERRORS = {f"lqr_{k}": v for k, v in LQR_ERRORS.items()} | {f"mdp_{k}": v for k, v in MDP_ERRORS.items()}

@@ -235,7 +235,7 @@ def test_single_sample_has_infinite_stderr():
         (lambda: estimators.score_function(KEY, jnp.sum, GAUSS, 10, baseline="mean"),
          "baseline must be one of 'loo', got 'mean'"),
         (lambda: estimators.score_function(KEY, jnp.sum, GAUSS, 10, baseline=float("nan")),
-         "baseline must lie"),
+         "baseline must be finite, got nan"),
         (lambda: estimators.score_function(KEY, jnp.sum, GAUSS, 10, baseline=lambda d: d.mean),
          "baseline must be a scalar"),
         (lambda: estimators.weak_derivative(KEY, lambda z: z, GAUSS, 10), "f must map one sample of shape"),

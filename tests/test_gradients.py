@@ -168,7 +168,7 @@ def test_mlp_policy_weak_derivative_and_score_function_agree():
         (dict(baseline="mean"), "baseline must be one of None, 'rollout', 'value', got 'mean'"),
         (dict(estimator="jd", baseline="rollout"), "applies to estimator='sf' only"),
         (dict(params={"weights": jnp.zeros((1, 2))}), r"params\['weights'\] must have shape \(1, 1\)"),
-        (dict(params={"weights": jnp.full((1, 1), jnp.nan)}), r"params\['weights'\] must lie in"),
+        (dict(params={"weights": jnp.full((1, 1), jnp.nan)}), r"params\['weights'\] must be finite"),
         (dict(policy=weakpg.LinearGaussian(LQR_2D)), "policy actions do not fit the environment"),
         (dict(num_lanes=0), "num_lanes must be an int >= 1"),
     ],

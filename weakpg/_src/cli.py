@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
+from pathlib import Path
+
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 import weakpg
+from weakpg._src import validation
 
 app = typer.Typer(
     help="weakpg: policy gradients from score functions and weak derivatives.",
@@ -55,3 +61,153 @@ def demo(
                           f"{row.exact:.4f}", f"{abs(row.mean - row.exact) / row.stderr:.2f}",
                           f"{row.variance_per_sample:.3f}")
         console.print(table)
+
+
+def _fail(message: str) -> typer.Exit:
+    """Print one line to stderr and return the exit to raise (status 2)."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+def _run_name(env_id: str, estimator: str, baseline: str | None, seed: int) -> str:
+    method = estimator if baseline is None else f"{estimator}-{baseline}"
+    return f"{env_id}__{method}__{seed}__{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+@app.command()
+def train(
+    env: str = typer.Option("Pendulum-v1", help="Environment id: Pendulum-v1, CartPole-v1, "
+                            "MountainCarContinuous-v0 or Acrobot-v1."),
+    estimator: str = typer.Option("jd", help="jd (weak derivative, PG-JD) or sf (score function, PG-SF)."),
+    baseline: str = typer.Option("none", help="For sf: none, rollout or value."),
+    policy: str = typer.Option("linear-rbf", help="linear-rbf, linear (identity features) or mlp."),
+    gamma: float = typer.Option(0.95, help="Discount factor in (0, 1)."),
+    sigma: float = typer.Option(1.0, help="Initial standard deviation of the Gaussian policy (> 0)."),
+    learn_sigma: bool = typer.Option(False, help="Learn log-sigma too (Gaussian-scale weak derivative)."),
+    batch_size: int = typer.Option(1024, help="Gradient samples per iteration (>= 1)."),
+    steps: int = typer.Option(None, help="Number of iterations (gradient steps)."),
+    env_steps: int = typer.Option(None, help="Budget of environment steps; training stops at the first "
+                                  "of --steps and --env-steps (default --env-steps 1000000)."),
+    lr: float = typer.Option(0.05, help="Initial step size alpha_0 (> 0)."),
+    schedule: float = typer.Option(
+        0.0, help="p in alpha_k = alpha_0 / (k + 1)^p, in [0, 1]; 0 keeps the step constant."),
+    optimizer: str = typer.Option("adam", help="sgd (the paper's plain ascent) or adam."),
+    max_grad_norm: float = typer.Option(None, help="Clip each gradient estimate to this global norm."),
+    eval_every: int = typer.Option(5, help="Evaluate (and checkpoint) every this many iterations."),
+    eval_episodes: int = typer.Option(16, help="Episodes per evaluation, from fixed start states."),
+    seed: int = typer.Option(0, help="PRNG seed; the same seed and flags give the same numbers."),
+    out: Path = typer.Option(Path("runs"), help="Folder that receives the run folder."),
+    resume: Path = typer.Option(None, help="Continue the run in this folder from its last checkpoint."),
+) -> None:
+    """Train a policy with stochastic gradient ascent (Algorithm 2) and record a run folder."""
+    from weakpg._src import runs
+    from weakpg._src import train as training
+    from weakpg._src.envs import gymnax_envs
+    from weakpg._src.policies import make_policy
+
+    try:
+        if resume is not None:
+            saved = runs.open_run(resume)
+            if not (resume / runs.CHECKPOINT_FILE).is_file():
+                raise ValueError(f"{resume} has no checkpoint to resume from")
+            run_dir, setup = resume, saved
+        else:
+            setup = {
+                "env": env, "policy": policy, "sigma": sigma, "learn_sigma": learn_sigma,
+                "iterations": steps,
+                "env_steps": env_steps if env_steps is not None or steps is not None else 1_000_000,
+                "eval_every": eval_every, "eval_episodes": eval_episodes,
+                **dataclasses.asdict(training.TrainConfig(
+                    estimator=estimator, baseline=None if baseline == "none" else baseline,
+                    gamma=gamma, batch_size=batch_size, optimizer=optimizer, lr=lr,
+                    schedule_power=schedule, max_grad_norm=max_grad_norm, seed=seed)),
+            }
+            run_dir = None
+        config = training.TrainConfig(
+            **{f.name: setup[f.name] for f in dataclasses.fields(training.TrainConfig)})
+        environment = gymnax_envs.GymnaxEnvironment(setup["env"])
+        pol = make_policy(environment, setup["policy"], sigma=setup["sigma"],
+                          learn_sigma=setup["learn_sigma"])
+        for name in ("eval_every", "eval_episodes"):
+            validation.check_positive_int(name, setup[name])
+        for name in ("iterations", "env_steps"):
+            if setup[name] is not None:
+                validation.check_positive_int(name, setup[name])
+        if run_dir is None:
+            run_dir = out / _run_name(setup["env"], config.estimator, config.baseline, config.seed)
+            run_dir.mkdir(parents=True, exist_ok=False)
+            runs.write_json(run_dir / runs.CONFIG_FILE, setup)
+    except (ValueError, FileExistsError, OSError) as error:
+        raise _fail(str(error)) from None
+
+    total = setup["env_steps"] or setup["iterations"] * config.batch_size
+    latest = {"episode_return": float("nan")}
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                  TextColumn("{task.completed:,.0f}/{task.total:,.0f} env steps"),
+                  TextColumn("{task.fields[rate]}"), TextColumn("return {task.fields[ret]}"),
+                  TimeElapsedColumn(), console=Console(stderr=True)) as bar:
+        task = bar.add_task(run_dir.name[:40], total=total, rate="", ret="")
+        started = time.perf_counter()
+
+        def on_iteration(metrics: dict[str, float]) -> None:
+            latest.update(metrics)
+            rate = metrics["iteration"] / max(time.perf_counter() - started, 1e-9)
+            bar.update(task, completed=metrics["env_steps"] if setup["env_steps"] else
+                       metrics["iteration"] * config.batch_size,
+                       rate=f"{rate:.1f} it/s", ret=f"{latest['episode_return']:.1f}")
+
+        try:
+            _, rows = training.train(
+                environment, pol, config, iterations=setup["iterations"], env_steps=setup["env_steps"],
+                eval_every=setup["eval_every"], eval_episodes=setup["eval_episodes"], run_dir=run_dir,
+                resume=resume is not None, callback=on_iteration)
+        except ValueError as error:
+            raise _fail(str(error)) from None
+    last = rows[-1]
+    typer.echo(f"{run_dir}: {last['iteration']} iterations, {last['env_steps']:,} env steps, "
+               f"{last['wall_seconds']:.1f} s, episode return {last['episode_return']:.1f}, "
+               f"discounted return {last['discounted_return']:.2f}")
+
+
+reproduce_app = typer.Typer(help="Reproduce the paper's experiments.", no_args_is_help=True)
+app.add_typer(reproduce_app, name="reproduce")
+
+
+@reproduce_app.command("pendulum")
+def reproduce_pendulum(
+    quick: bool = typer.Option(False, "--quick", help="A short budget (minutes on a laptop)."),
+    seeds: int = typer.Option(None, help="Seeds per method (default 3 with --quick, else 5)."),
+    out: Path = typer.Option(None, help="New or empty output folder "
+                             "(default runs/reproduce-pendulum[-quick]-<time>)."),
+) -> None:
+    """PG-JD against PG-SF (with and without a roll-out baseline) on Pendulum-v1 (paper, Fig. 1)."""
+    from weakpg._src import experiments
+
+    seeds = seeds if seeds is not None else (3 if quick else 5)
+    if out is None:
+        out = Path("runs") / f"reproduce-pendulum{'-quick' if quick else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        result = experiments.reproduce_pendulum(out, quick=quick, seeds=seeds,
+                                                progress=lambda line: typer.echo(line, err=True))
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    typer.echo((out / "summary.md").read_text())
+    typer.echo(f"figures: {out / 'curves.png'} and {out / 'curves_discounted.png'}; "
+               f"table: {out / 'curves.csv'}; {len(result['methods'])} methods x {seeds} seeds")
+
+
+@app.command()
+def plot(
+    run_dirs: list[Path] = typer.Argument(..., help="Run folders written by weakpg train."),
+    out: Path = typer.Option(Path("curves.png"), help="PNG file to write."),
+    discounted: bool = typer.Option(False, help="Plot the discounted return J instead of the "
+                                    "200-step return of the mean action."),
+) -> None:
+    """Draw the learning curves of existing runs into one PNG (mean and 95% band per method)."""
+    from weakpg._src import plotting
+
+    try:
+        plotting.plot_runs(run_dirs, out, y="discounted_return" if discounted else "episode_return")
+    except (ValueError, OSError) as error:
+        raise _fail(str(error)) from None
+    typer.echo(f"wrote {out}")

@@ -236,3 +236,23 @@ class Softmax(Policy):
 
     def act(self, dist_params: dict[str, Array], noise: Array) -> Array:
         return jnp.argmax(dist_params["logits"] + noise, axis=-1)
+
+
+POLICY_NAMES = ("linear-rbf", "linear", "mlp")
+
+
+def make_policy(env: Environment, name: str, *, sigma: float = 1.0, learn_sigma: bool = False) -> Policy:
+    """A policy by name: "linear-rbf", "linear" (identity features) or "mlp".
+
+    Discrete-action environments get the matching ``Softmax`` (sigma is unused there).
+    """
+    validation.check_choice("policy", name, POLICY_NAMES)
+    if env.discrete:
+        if name == "mlp":
+            raise ValueError("policy 'mlp' is not available for discrete actions; use 'linear' or "
+                             "'linear-rbf'")
+        return Softmax(env, features="rbf" if name == "linear-rbf" else "identity")
+    if name == "mlp":
+        return MLPGaussian(env, sigma=sigma, learn_sigma=learn_sigma)
+    return LinearGaussian(env, sigma=sigma, learn_sigma=learn_sigma,
+                          features="rbf" if name == "linear-rbf" else "identity")

@@ -53,10 +53,13 @@ def check_array(
         bad |= (x <= low) if low_open else (x < low)
     if high is not None:
         bad |= (x >= high) if high_open else (x > high)
-    if bad.any():
-        raise ValueError(
-                f"{name} must lie in {allowed} element-wise, got {_describe(x)} "
-                f"(bad entries: {_describe(x[bad])})")
+    if not bad.any():
+        return
+    rule = "be finite" if low is None and high is None else f"lie in {allowed}"
+    if x.size == 1:
+        raise ValueError(f"{name} must {rule}, got {_describe(x)}")
+    raise ValueError(
+        f"{name} must {rule} element-wise, got {_describe(x)} (bad entries: {_describe(x[bad])})")
 
 
 def check_finite(name: str, value: Any) -> None:
