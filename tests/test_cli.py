@@ -1,9 +1,13 @@
 """The command line: help, version and the demo."""
 
 import re
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 import weakpg
@@ -46,3 +50,111 @@ def test_console_script_is_installed():
     out = subprocess.run([sys.executable, "-m", "weakpg", "--version"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"weakpg {weakpg.__version__}"
+
+
+def _weakpg(*args: str, cwd=None, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "weakpg", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=600, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--env", "Pendulum-v9"], "env_id must be one of 'Pendulum-v1'"),
+        (["--gamma", "1.0"], r"gamma must lie in (0.0, 1.0), got 1.0"),
+        (["--gamma", "0"], r"gamma must lie in (0.0, 1.0), got 0.0"),
+        (["--sigma", "-1"], "sigma must lie in (0.0, inf), got -1.0"),
+        (["--batch-size", "0"], "batch_size must be a Python int >= 1, got 0"),
+        (["--estimator", "reinforce"], "estimator must be one of 'jd', 'sf', got 'reinforce'"),
+        (["--estimator", "sf", "--baseline", "critic"], "baseline must be one of None, 'rollout', 'value'"),
+        (["--policy", "cnn"], "policy must be one of 'linear-rbf', 'linear', 'mlp', got 'cnn'"),
+    ],
+)
+def test_train_rejects_bad_input_with_one_line(tmp_path, args, message):
+    result = runner.invoke(app, ["train", *args, "--out", str(tmp_path), "--env-steps", "1000"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [f"error: {result.output.strip()[7:]}"]
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_resume_refuses_folders_that_are_not_runs(tmp_path):
+    result = runner.invoke(app, ["train", "--resume", str(tmp_path)])
+    assert result.exit_code == 2 and "is not a weakpg run folder" in result.output
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{not json")
+    result = runner.invoke(app, ["train", "--resume", str(run)])
+    assert result.exit_code == 2 and "is not valid JSON" in result.output
+
+
+def test_corrupt_checkpoint_exits_cleanly_and_leaves_files_untouched(tmp_path):
+    args = ["train", "--env-steps", "3000", "--batch-size", "32", "--eval-every", "1",
+            "--policy", "linear", "--out", str(tmp_path)]
+    assert runner.invoke(app, args).exit_code == 0
+    (run,) = tmp_path.iterdir()
+    (run / "checkpoint.npz").write_bytes(b"garbage")
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    result = runner.invoke(app, ["train", "--resume", str(run)])
+    assert result.exit_code == 2 and "cannot be read" in result.output
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
+def test_kill_and_resume_gives_the_metrics_of_an_uninterrupted_run(tmp_path):
+    args = ["train", "--env-steps", "150000", "--batch-size", "128", "--eval-every", "2",
+            "--policy", "linear"]
+    whole = _weakpg(*args, "--out", str(tmp_path / "whole"))
+    assert whole.returncode == 0, whole.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "weakpg", *args, "--out", str(tmp_path / "cut")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    metrics = None
+    while time.time() < deadline and proc.poll() is None:
+        found = list((tmp_path / "cut").glob("*/metrics.csv"))
+        if found and len(found[0].read_text().splitlines()) >= 4:  # header + 3 evaluations
+            metrics = found[0]
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert metrics is not None, "the run ended before it could be killed"
+    interrupted = len(metrics.read_text().splitlines())
+    resumed = _weakpg("train", "--resume", str(metrics.parent))
+    assert resumed.returncode == 0, resumed.stderr
+    (whole_metrics,) = (tmp_path / "whole").glob("*/metrics.csv")
+    assert interrupted < len(whole_metrics.read_text().splitlines())
+    assert _without_wall_clock(metrics) == _without_wall_clock(whole_metrics)
+
+
+def _without_wall_clock(path: Path) -> list[list[str]]:
+    lines = [line.split(",") for line in path.read_text().splitlines()]
+    keep = [i for i, name in enumerate(lines[0]) if name != "wall_seconds"]
+    return [[cells[i] for i in keep] for cells in lines]
+
+
+def test_plot_draws_runs_and_rejects_non_runs(tmp_path):
+    args = ["train", "--env-steps", "3000", "--batch-size", "32", "--eval-every", "1",
+            "--policy", "linear", "--out", str(tmp_path / "runs")]
+    assert runner.invoke(app, args).exit_code == 0
+    sf_args = [*args[:-2], "--estimator", "sf", "--out", str(tmp_path / "runs")]
+    assert runner.invoke(app, sf_args).exit_code == 0
+    out = tmp_path / "curves.png"
+    result = runner.invoke(app, ["plot", *map(str, (tmp_path / "runs").iterdir()), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    result = runner.invoke(app, ["plot", str(tmp_path), "--out", str(out)])
+    assert result.exit_code == 2 and "is not a weakpg run folder" in result.output
+
+
+def test_reproduce_quick_writes_figures_table_and_summary(tmp_path):
+    out = tmp_path / "repro"
+    result = runner.invoke(app, ["reproduce", "pendulum", "--quick", "--seeds", "1",
+                                 "--env-steps", "20000", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    for name in ("curves.png", "curves_discounted.png", "curves.csv", "summary.md"):
+        assert (out / name).stat().st_size > 0
+    summary = (out / "summary.md").read_text()
+    assert all(f"| {m} |" in summary for m in ("PG-JD", "PG-SF", "PG-SF + rollout baseline"))
+    again = runner.invoke(app, ["reproduce", "pendulum", "--quick", "--out", str(out)])
+    assert again.exit_code == 2 and "already holds a previous reproduction" in again.output

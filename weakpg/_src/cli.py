@@ -179,6 +179,7 @@ def reproduce_pendulum(
     seeds: int = typer.Option(None, help="Seeds per method (default 3 with --quick, else 5)."),
     out: Path = typer.Option(None, help="New or empty output folder "
                              "(default runs/reproduce-pendulum[-quick]-<time>)."),
+    env_steps: int = typer.Option(None, help="Override the env-step budget of every run."),
 ) -> None:
     """PG-JD against PG-SF (with and without a roll-out baseline) on Pendulum-v1 (paper, Fig. 1)."""
     from weakpg._src import experiments
@@ -187,7 +188,11 @@ def reproduce_pendulum(
     if out is None:
         out = Path("runs") / f"reproduce-pendulum{'-quick' if quick else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
-        result = experiments.reproduce_pendulum(out, quick=quick, seeds=seeds,
+        setup = experiments.PENDULUM
+        if env_steps is not None:
+            budget = validation.check_positive_int("env_steps", env_steps)
+            setup = dataclasses.replace(setup, env_steps=budget, quick_env_steps=budget)
+        result = experiments.reproduce_pendulum(out, quick=quick, seeds=seeds, setup=setup,
                                                 progress=lambda line: typer.echo(line, err=True))
     except ValueError as error:
         raise _fail(str(error)) from None
