@@ -1,4 +1,5 @@
-# The two commands of the README: `make demo` (the main job) and `make test`.
+# The two commands of the README: `make reproduce` (the main job: the quick Pendulum
+# reproduction) and `make test`. `make demo` prints every estimator of one gradient.
 # Each creates the virtual environment in .venv, or refreshes it when pyproject.toml or
 # constraints.txt changed, before it runs.
 PYTHON ?= python3
@@ -6,13 +7,16 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test clean
+.PHONY: reproduce demo test clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
+
+reproduce: $(STAMP)
+	$(BIN)/weakpg reproduce pendulum --quick
 
 demo: $(STAMP)
 	$(BIN)/weakpg demo

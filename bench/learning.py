@@ -1,28 +1,22 @@
 """Wall-clock to learn Pendulum-v1 with PG-JD, against Stable-Baselines3 PPO.
 
-For the PG-JD configuration below (``SETUP``), each seed starts a clock before building
-the environment and policy, compiles one jitted chunk (``EVAL_EVERY`` iterations of
-Algorithm 2 in a ``lax.scan``, then an evaluation), and runs chunks until the mean
-200-step undiscounted return of the mean action, from ``EVAL_EPISODES`` fixed start
-states (``make_evaluator`` with a fixed key), first reaches -200 and -170. Printed per
-seed and as the median over seeds: seconds (compile included) and env steps (every
-simulated step of the gradient estimates, occupancy roll-outs included) to each
-threshold, compile seconds, and env steps/s after compilation.
-
-The configuration: a linear Gaussian policy on a 5 x 5 x 5 RBF grid over (cos, sin,
-thetadot) (the default 3 x 3 x 3 grid is too coarse to learn the swing-up quickly),
-sigma 1, gamma 0.95, 256 PG-JD samples per iteration, plain SGD with a constant step
-0.1 on the estimate clipped to norm 100 (the estimate scales with 1/(1-gamma), so
-clipping, not the step size, bounds the early steps).
-
-Compilation dominates the wall-clock, so by default XLA's CPU fusion emitters are
-turned off (``--xla_cpu_use_fusion_emitters=false``), which compiles this program in
-about half the time at a similar run time; ``--default-xla`` keeps XLA's defaults.
+Each seed runs ``weakpg.train.train`` with the setup of ``weakpg reproduce pendulum``
+(``experiments.PENDULUM``: a linear Gaussian policy on a 5 x 5 x 5 RBF grid over
+(cos, sin, thetadot), sigma 1, gamma 0.95, 256 PG-JD samples per iteration, plain SGD
+with a constant step 0.1 on the estimate clipped to norm 100), evaluating every 5
+iterations, and stops once the mean 200-step undiscounted return of the mean action
+from 16 fixed start states first reaches -170. The clock starts before the environment
+and the policy are built, so compilation is included; every seed pays its own.
+Printed per seed and as the median: seconds and env steps (every simulated step,
+occupancy roll-outs included) to -200 and -170, seconds to the end of the first
+iteration (mostly compilation), and env steps/s after it.
 
 ``--compare-sf`` runs the same protocol for PG-SF (no baseline, and the roll-out
-baseline) with their best step sizes found. ``--sb3`` times Stable-Baselines3 PPO with
-the rl-baselines3-zoo Pendulum-v1 hyper-parameters, evaluated deterministically on 16
-fixed episodes every 4096 steps (skipped when stable_baselines3 is not installed).
+baseline) with their step sizes from the same setup. ``--sb3`` times Stable-Baselines3
+PPO with the rl-baselines3-zoo Pendulum-v1 hyper-parameters, evaluated deterministically
+on 16 fixed episodes every 4096 steps (skipped when stable_baselines3 is not installed).
+``--fast-compile`` turns XLA's CPU fusion emitters off, which compiles about twice as
+fast here at a similar run time.
 
 Run: ``python -m bench.learning [--quick] [--seeds N] [--compare-sf] [--sb3]``.
 """
@@ -34,51 +28,13 @@ import dataclasses
 import os
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 THRESHOLDS = (-200.0, -170.0)
-EVAL_EVERY = 5
-EVAL_EPISODES = 16
-EVAL_SEED = 12345
 FAST_COMPILE_FLAG = "--xla_cpu_use_fusion_emitters=false"
 SB3_EVAL_EVERY = 4096
-
-
-@dataclasses.dataclass(frozen=True)
-class Setup:
-    """One weakpg training configuration on Pendulum-v1.
-
-    Attributes:
-      estimator: "jd" or "sf".
-      baseline: for "sf": None or "rollout".
-      grid: RBF centres per axis of (cos theta, sin theta, thetadot), over the
-        environment's observation box; the width per axis is the grid spacing.
-      sigma: fixed standard deviation of the Gaussian policy.
-      gamma: discount factor.
-      batch_size: gradient samples per iteration.
-      optimizer: "sgd" or "adam".
-      lr: alpha_0.
-      schedule_power: p in alpha_k = alpha_0 / (k + 1)^p.
-      max_grad_norm: clip of the gradient estimate before the step.
-    """
-
-    estimator: str = "jd"
-    baseline: str | None = None
-    grid: tuple[int, int, int] = (5, 5, 5)
-    sigma: float = 1.0
-    gamma: float = 0.95
-    batch_size: int = 256
-    optimizer: str = "sgd"
-    lr: float = 0.1
-    schedule_power: float = 0.0
-    max_grad_norm: float | None = 100.0
-
-
-SETUP = Setup()
-SF_SETUPS = {
-    "PG-SF": dataclasses.replace(SETUP, estimator="sf", lr=0.05),
-    "PG-SF rollout": dataclasses.replace(SETUP, estimator="sf", baseline="rollout", lr=0.05),
-}
+SB3_EVAL_EPISODES = 16
+SB3_EVAL_SEED = 12345
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,8 +46,8 @@ class RunResult:
       seconds: wall-clock seconds (build and compile included) to first reach each
         threshold, None if never reached.
       steps: env steps to first reach each threshold, None if never reached.
-      compile_seconds: from the start of the clock to a compiled program.
-      steps_per_second: env steps per second of wall-clock after compilation.
+      compile_seconds: from the start of the clock to the end of the first iteration.
+      steps_per_second: env steps per second of wall-clock after that.
       final_return: the last evaluated return.
     """
 
@@ -103,61 +59,43 @@ class RunResult:
     final_return: float
 
 
-def make_chunk(setup: Setup, seed: int) -> tuple[Callable, object, object]:
-    """Build the policy, the initial state and ``chunk(state, eval_key)``, compiled.
+def run_weakpg(method_label: str, seed: int, *, max_seconds: float) -> RunResult:
+    """``weakpg.train.train`` with the reproduction's setup until -170 or ``max_seconds``.
 
-    ``chunk`` runs ``EVAL_EVERY`` iterations and returns (state, env steps, the mean
-    200-step return of the mean action). The evaluator is built inside the traced
-    function: built eagerly, its start states and noise cost a dozen small compilations.
+    Exactly what ``weakpg reproduce pendulum`` runs (``experiments.PENDULUM``), stopped by
+    a callback; every seed pays its own compilation.
     """
     import jax
-    import jax.numpy as jnp
 
     import weakpg
-    from weakpg._src.train import TrainConfig, init_state, make_evaluator, make_train_step
+    from weakpg._src import experiments
 
-    env = weakpg.envs.make("Pendulum-v1")
-    features = weakpg.features.RBF.grid(env.observation_low, env.observation_high, setup.grid)
-    policy = weakpg.LinearGaussian(env, sigma=setup.sigma, features=features)
-    config = TrainConfig(
-        estimator=setup.estimator, baseline=setup.baseline, gamma=setup.gamma,
-        batch_size=setup.batch_size, optimizer=setup.optimizer, lr=setup.lr,
-        schedule_power=setup.schedule_power, max_grad_norm=setup.max_grad_norm, seed=seed)
-    step = make_train_step(env, policy, config)
-
-    def chunk(state, eval_key):
-        evaluate = make_evaluator(env, policy, gamma=config.gamma, key=eval_key,
-                                  num_episodes=EVAL_EPISODES)
-        state, metrics = jax.lax.scan(lambda s, _: step(s), state, None, length=EVAL_EVERY)
-        return state, jnp.sum(metrics["env_steps"]), evaluate(state.params)["episode_return"]
-
-    state = jax.jit(lambda: init_state(policy, config))()
-    eval_key = jax.random.key(EVAL_SEED)
-    compiled = jax.jit(chunk).lower(state, eval_key).compile()
-    return compiled, state, eval_key
-
-
-def run_weakpg(setup: Setup, seed: int, *, max_seconds: float) -> RunResult:
-    """Train from scratch until every threshold is reached or ``max_seconds`` pass."""
-    import jax
-
-    jax.clear_caches()  # every seed pays its own compilation
+    jax.clear_caches()
     start = time.perf_counter()
-    chunk, state, eval_key = make_chunk(setup, seed)
-    compiled_at = time.perf_counter()
-    steps, episode_return = 0, float("nan")
+    setup = experiments.PENDULUM
+    method = next(m for m in experiments.METHODS if m.label == method_label)
+    env = weakpg.envs.make(experiments.ENV_ID)
+    policy = weakpg.LinearGaussian(env, sigma=setup.sigma, features=setup.features,
+                                   learn_sigma=setup.learn_sigma, squash=setup.squash)
     seconds: dict[float, float | None] = dict.fromkeys(THRESHOLDS)
     steps_to: dict[float, int | None] = dict.fromkeys(THRESHOLDS)
-    while seconds[THRESHOLDS[-1]] is None and time.perf_counter() - start < max_seconds:
-        state, chunk_steps, ret = chunk(state, eval_key)
-        episode_return = float(ret)  # blocks until the chunk is done
-        steps += int(chunk_steps)
+    first_step: list[float] = []
+
+    def on_iteration(metrics: dict[str, float]) -> bool:
         now = time.perf_counter() - start
+        if not first_step:
+            first_step.extend([now, metrics["env_steps"]])
         for threshold in THRESHOLDS:
-            if seconds[threshold] is None and episode_return >= threshold:
-                seconds[threshold], steps_to[threshold] = now, steps
-    elapsed = time.perf_counter() - compiled_at
-    return RunResult(seed, seconds, steps_to, compiled_at - start, steps / elapsed, episode_return)
+            if seconds[threshold] is None and metrics.get("episode_return", -float("inf")) >= threshold:
+                seconds[threshold], steps_to[threshold] = now, int(metrics["env_steps"])
+        return seconds[THRESHOLDS[-1]] is None and now < max_seconds
+
+    _, rows = weakpg.train.train(env, policy, setup.train_config(method, seed), env_steps=10**9,
+                                 eval_every=setup.eval_every, eval_episodes=setup.eval_episodes,
+                                 callback=on_iteration)
+    elapsed = time.perf_counter() - start - first_step[0]
+    rate = (rows[-1]["env_steps"] - first_step[1]) / max(elapsed, 1e-9)
+    return RunResult(seed, seconds, steps_to, first_step[0], rate, rows[-1]["episode_return"])
 
 
 def run_sb3(seed: int, *, max_steps: int) -> RunResult | None:
@@ -193,8 +131,8 @@ def run_sb3(seed: int, *, max_steps: int) -> RunResult | None:
             if self.num_timesteps < self.next_eval:
                 return True
             self.next_eval += SB3_EVAL_EVERY
-            eval_env.seed(EVAL_SEED)
-            mean, _ = evaluate_policy(self.model, eval_env, n_eval_episodes=EVAL_EPISODES,
+            eval_env.seed(SB3_EVAL_SEED)
+            mean, _ = evaluate_policy(self.model, eval_env, n_eval_episodes=SB3_EVAL_EPISODES,
                                       deterministic=True)
             last["return"] = float(mean)
             now = time.perf_counter() - start
@@ -251,28 +189,28 @@ def main() -> None:
                         help="give a run up after this much wall-clock")
     parser.add_argument("--compare-sf", action="store_true", help="also time PG-SF")
     parser.add_argument("--sb3", action="store_true", help="also time SB3 PPO (rl-zoo)")
-    parser.add_argument("--default-xla", action="store_true",
-                        help=f"keep XLA's defaults instead of {FAST_COMPILE_FLAG}")
+    parser.add_argument("--fast-compile", action="store_true",
+                        help=f"set {FAST_COMPILE_FLAG} (compiles faster; not what users get by default)")
     args = parser.parse_args()
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
     seeds = range(1 if args.quick else args.seeds)
     max_seconds = min(args.max_seconds, 15.0) if args.quick else args.max_seconds
-    if not args.default_xla:
+    if args.fast_compile:
         # Read when the XLA backend starts, so it must be set before the first jax call.
         os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {FAST_COMPILE_FLAG}".strip()
 
     import jax
 
+    from weakpg._src import experiments
+
     print(f"JAX {jax.__version__} on {jax.devices()[0].device_kind}, {os.cpu_count()} CPUs; "
           f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
-    print(f"Pendulum-v1; evaluation every {EVAL_EVERY} iterations, {EVAL_EPISODES} episodes "
-          f"of 200 steps, mean action; {SETUP}")
-    ours = print_table("PG-JD", [run_weakpg(SETUP, s, max_seconds=max_seconds) for s in seeds])
+    print(f"Pendulum-v1, the setup of `weakpg reproduce pendulum`: {experiments.PENDULUM}")
+    ours = print_table("PG-JD", [run_weakpg("PG-JD", s, max_seconds=max_seconds) for s in seeds])
     if args.compare_sf:
-        for name, setup in SF_SETUPS.items():
-            print_table(f"{name} ({setup.baseline=}, lr {setup.lr})",
-                        [run_weakpg(setup, s, max_seconds=max_seconds) for s in seeds])
+        for label in ("PG-SF", "PG-SF + rollout baseline"):
+            print_table(label, [run_weakpg(label, s, max_seconds=max_seconds) for s in seeds])
     if args.sb3:
         sb3 = [run_sb3(s, max_steps=300_000) for s in seeds]
         if any(r is None for r in sb3):

@@ -30,6 +30,8 @@ def engine_steps_per_second(estimator: str, num_samples: int, impl: str, *,
                             features: str = "rbf", repeats: int = 3) -> dict[str, float]:
     """Best-of-``repeats`` env steps/s of one jitted gradient estimate, after a warm-up."""
     env = weakpg.envs.make("Pendulum-v1")
+    if features == "rbf":  # 27 centres; the learning setup's default grid has 125
+        features = weakpg.features.RBF.grid(env.observation_low, env.observation_high, (3, 3, 3))
     policy = weakpg.LinearGaussian(env, sigma=1.0, features=features)
     params = jax.tree.map(lambda x: 0.1 * jax.random.normal(jax.random.key(1), x.shape),
                           policy.init(jax.random.key(0)))

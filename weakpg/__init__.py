@@ -10,6 +10,7 @@ from weakpg import gradients as gradients
 from weakpg import policies as policies
 from weakpg import rollouts as rollouts
 from weakpg import testing as testing
+from weakpg import train as train
 from weakpg.distributions import Bernoulli, Categorical, Gaussian, Poisson
 from weakpg.estimators import GradientEstimate, pathwise, score_function, weak_derivative
 from weakpg.gradients import PolicyGradientEstimate, estimate_gradient, make_gradient_estimator
@@ -42,5 +43,6 @@ __all__ = [
     "rollouts",
     "score_function",
     "testing",
+    "train",
     "weak_derivative",
 ]

@@ -118,9 +118,10 @@ class PendulumSetup:
 
 
 PENDULUM = PendulumSetup(
-    features="rbf", sigma=1.0, learn_sigma=False, squash=None, gamma=0.95, batch_size=1024,
-    optimizer="adam", lr=0.05, lr_overrides={}, schedule_power=0.0, max_grad_norm=None,
-    env_steps=2_000_000, quick_env_steps=300_000, eval_every=5, eval_episodes=16)
+    features="rbf", sigma=1.0, learn_sigma=False, squash=None, gamma=0.95, batch_size=256,
+    optimizer="sgd", lr=0.1, lr_overrides={"PG-SF": 0.05, "PG-SF + rollout baseline": 0.05},
+    schedule_power=0.0, max_grad_norm=100.0, env_steps=5_000_000, quick_env_steps=2_000_000,
+    eval_every=5, eval_episodes=16)
 
 
 def _check_out_dir(out_dir: Path) -> None:

@@ -82,7 +82,7 @@ def _make_features(features: str | Features, env: Environment, key: Array) -> Fe
         raise ValueError(
             f"features='rbf' needs a bounded observation box, which {env!r} does not declare; "
             "pass weakpg.features.RBF(centers, width) instead")
-    per_axis = max(2, round(32 ** (1 / obs_dim)))  # about 32 centres in all
+    per_axis = max(2, round(128 ** (1 / obs_dim)))  # about 128 centres: 5 x 5 x 5 on Pendulum
     return RBF.grid(low, high, (per_axis,) * obs_dim)
 
 

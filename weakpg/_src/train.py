@@ -15,6 +15,7 @@ other libraries report for Pendulum-v1.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -150,13 +151,17 @@ def make_evaluator(env: Environment, policy: Policy, *, gamma: float, key: Array
     """
     validation.check_positive_int("num_episodes", num_episodes)
     horizon = evaluation_horizon(gamma, episode_length=episode_length)
-    start_key, noise_key, env_key = jax.random.split(key, 3)
-    starts = jax.vmap(env.reset)(jax.random.split(start_key, num_episodes))
-    noise = policy.noise(noise_key, (horizon, num_episodes))
-    env_keys = jax.random.split(env_key, (horizon, num_episodes))
     discounts = gamma ** jnp.arange(horizon)
 
-    def rewards(params: Params, noise: Array, keys: Array) -> Array:
+    def inputs() -> tuple[Any, Array, Array]:
+        # Drawn inside the (jitted) evaluation from the fixed key: the same every call,
+        # and no eager work when the evaluator is built.
+        start_key, noise_key, env_key = jax.random.split(key, 3)
+        starts = jax.vmap(env.reset)(jax.random.split(start_key, num_episodes))
+        noise = policy.noise(noise_key, (horizon, num_episodes))
+        return starts, noise, jax.random.split(env_key, (horizon, num_episodes))
+
+    def rewards(params: Params, starts: Any, noise: Array, keys: Array) -> Array:
         def body(state, xs):
             n, k = xs
             dist_params = jax.vmap(policy.dist_params, (None, 0))(params, jax.vmap(env.observe)(state))
@@ -166,9 +171,10 @@ def make_evaluator(env: Environment, policy: Policy, *, gamma: float, key: Array
         return jax.lax.scan(body, starts, (noise, keys))[1]  # (steps, num_episodes)
 
     def evaluate(params: Params) -> dict[str, Array]:
-        stochastic = rewards(params, noise, env_keys)
+        starts, noise, env_keys = inputs()
+        stochastic = rewards(params, starts, noise, env_keys)
         # Zero noise is the mean action of a Gaussian policy and the mode of a softmax one.
-        deterministic = rewards(params, jnp.zeros_like(noise[:episode_length]),
+        deterministic = rewards(params, starts, jnp.zeros_like(noise[:episode_length]),
                                 env_keys[:episode_length])
         return {"discounted_return": jnp.mean(discounts @ stochastic),
                 "episode_return": jnp.mean(jnp.sum(deterministic, axis=0))}
@@ -180,6 +186,19 @@ EVAL_SEED = 2_718_281  # one evaluation key for every run: common random numbers
 METRIC_FIELDS = ("iteration", "env_steps", "wall_seconds", "discounted_return", "episode_return",
                  "grad_norm", "grad_stderr_norm", "step_size")
 Callback = Callable[[dict[str, float]], bool | None]
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_step(env: Environment, policy: Policy, config: TrainConfig) -> Callable[..., Any]:
+    """One jitted step per (env, policy, config): runs that differ by seed share it."""
+    return jax.jit(make_train_step(env, policy, config))
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_evaluator(env: Environment, policy: Policy, gamma: float,
+                        num_episodes: int) -> Callable[..., Any]:
+    return jax.jit(make_evaluator(env, policy, gamma=gamma, key=jax.random.key(EVAL_SEED),
+                                  num_episodes=num_episodes))
 
 
 def _storable(state: TrainState) -> tuple[TrainState, str]:
@@ -218,9 +237,8 @@ def train(
     if env_steps is not None:
         validation.check_positive_int("env_steps", env_steps)
     validation.check_positive_int("eval_every", eval_every)
-    step = jax.jit(make_train_step(env, policy, config))
-    evaluate = jax.jit(make_evaluator(env, policy, gamma=config.gamma, key=jax.random.key(EVAL_SEED),
-                                      num_episodes=eval_episodes))
+    step = _compiled_step(env, policy, dataclasses.replace(config, seed=0))
+    evaluate = _compiled_evaluator(env, policy, config.gamma, eval_episodes)
     state, rows, total_steps, wall_offset = init_state(policy, config), [], 0, 0.0
     run = Path(run_dir) if run_dir is not None else None
     if run is not None and resume:
