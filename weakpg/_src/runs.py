@@ -65,9 +65,15 @@ def _number(text: str) -> int | float:
 
 
 def read_csv(path: Path) -> list[dict[str, int | float]]:
-    """Rows of a table written by ``write_csv``, integers kept as integers."""
-    with open(path, newline="") as f:
-        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    """Rows of a table written by ``write_csv``, integers kept as integers.
+
+    ValueError (naming the file) when it is missing or not such a table.
+    """
+    try:
+        with open(path, newline="") as f:
+            return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    except (OSError, ValueError, csv.Error) as error:
+        raise ValueError(f"{path} cannot be read as a metrics table: {error}") from None
 
 
 def _leaves_with_names(tree: Any) -> list[tuple[str, Any]]:

@@ -242,10 +242,10 @@ def train(
     state, rows, total_steps, wall_offset = init_state(policy, config), [], 0, 0.0
     run = Path(run_dir) if run_dir is not None else None
     if run is not None and resume:
-        storable, impl = _storable(state)
-        loaded, header = runs.load_checkpoint(run / runs.CHECKPOINT_FILE, storable)
+        loaded, header = runs.load_checkpoint(run / runs.CHECKPOINT_FILE, _storable(state)[0])
         state = loaded._replace(key=jax.random.wrap_key_data(loaded.key, impl=header["key_impl"]))
         total_steps, wall_offset = header["env_steps"], header["wall_seconds"]
+        # Rows written after the checkpoint (a kill between the two writes) are redone.
         rows = [r for r in runs.read_csv(run / runs.METRICS_FILE) if r["iteration"] <= header["iteration"]]
     start = time.perf_counter() - wall_offset
 
@@ -263,19 +263,17 @@ def train(
                 "iteration": int(state.iteration), "env_steps": total_steps,
                 "wall_seconds": row["wall_seconds"], "key_impl": impl})
 
+    def budget_spent() -> bool:
+        return ((iterations is not None and int(state.iteration) >= iterations)
+                or (env_steps is not None and total_steps >= env_steps))
+
     if not rows:
         record(None)
-    while True:
-        done_iterations = iterations is not None and int(state.iteration) >= iterations
-        done_steps = env_steps is not None and total_steps >= env_steps
-        if done_iterations or done_steps:
-            break
+    while not budget_spent():
         state, metrics = step(state)
         total_steps += int(metrics["env_steps"])
         iteration = int(state.iteration)
-        finished = ((iterations is not None and iteration >= iterations)
-                    or (env_steps is not None and total_steps >= env_steps))
-        if iteration % eval_every == 0 or finished:
+        if iteration % eval_every == 0 or budget_spent():
             record(metrics)
         progress = {"iteration": iteration, "env_steps": total_steps,
                     **{k: float(v) for k, v in metrics.items() if k != "env_steps"}}
