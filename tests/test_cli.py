@@ -102,7 +102,7 @@ def test_corrupt_checkpoint_exits_cleanly_and_leaves_files_untouched(tmp_path):
 
 
 def test_kill_and_resume_gives_the_metrics_of_an_uninterrupted_run(tmp_path):
-    args = ["train", "--env-steps", "150000", "--batch-size", "128", "--eval-every", "2",
+    args = ["train", "--env-steps", "1000000", "--batch-size", "128", "--eval-every", "2",
             "--policy", "linear"]
     whole = _weakpg(*args, "--out", str(tmp_path / "whole"))
     assert whole.returncode == 0, whole.stderr
