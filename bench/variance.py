@@ -200,7 +200,9 @@ def pendulum_problem(key: Array, config: Config) -> tuple[Problem, int]:
     one JD coupled estimate at the budget; returns the problem and the reference's size.
     """
     env = weakpg.envs.make("Pendulum-v1")
-    policy = weakpg.LinearGaussian(env, sigma=PENDULUM_SIGMA, features="rbf")
+    # 27 RBF centres (3 per axis), as in bench/throughput.py.
+    features = weakpg.features.RBF.grid(env.observation_low, env.observation_high, (3, 3, 3))
+    policy = weakpg.LinearGaussian(env, sigma=PENDULUM_SIGMA, features=features)
     shape = jax.eval_shape(policy.init, jax.random.key(0))["weights"].shape
     params = {"weights": PENDULUM_WEIGHT_SCALE * jax.random.normal(
         jax.random.key(PENDULUM_WEIGHT_KEY), shape)}
