@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from weakpg import Bernoulli, Categorical, Gaussian, Poisson
@@ -166,3 +168,26 @@ def test_distributions_are_pytrees_under_jit_and_vmap():
 def test_bad_parameters_raise(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=4))
+def test_scale_is_accepted_exactly_when_every_entry_is_positive(scales):
+    scale = np.array(scales, np.float32)
+    if np.all(scale > 0):
+        Gaussian(np.zeros_like(scale), scale)
+    else:
+        with pytest.raises(ValueError, match=r"scale must lie in \(0.0, inf\)"):
+            Gaussian(np.zeros_like(scale), scale)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 4), st.integers(0, 2**31 - 1))
+def test_weak_derivative_pairs_differ_only_in_their_own_element(dim, seed):
+    dist = Gaussian(np.linspace(-1.0, 1.0, dim), np.linspace(0.5, 2.0, dim))
+    for param in dist.param_names:
+        wd = dist.weak_derivative(jax.random.key(seed), param)
+        assert wd.positive.shape == wd.negative.shape == (dim, dim)
+        off_diagonal = ~np.eye(dim, dtype=bool)
+        np.testing.assert_array_equal(np.asarray(wd.positive)[off_diagonal],
+                                      np.asarray(wd.negative)[off_diagonal])
