@@ -161,7 +161,7 @@ class LinearGaussian(_GaussianPolicy):
         return self._init_sigma({"weights": jnp.zeros((self.action_dim, self.features.dim))})
 
     def mean(self, params: Params, obs: Array) -> Array:
-        return params["weights"] @ self.features(obs)
+        return self.features.linear(params["weights"], obs)
 
 
 class MLPGaussian(_GaussianPolicy):
@@ -226,7 +226,7 @@ class Softmax(Policy):
     def dist_params(self, params: Params, obs: Array) -> dict[str, Array]:
         if self.features is None:
             return {"logits": params["logits"][obs]}
-        return {"logits": params["weights"] @ self.features(obs)}
+        return {"logits": self.features.linear(params["weights"], obs)}
 
     def distribution(self, dist_params: dict[str, Array]) -> Categorical:
         return Categorical(dist_params["logits"])
