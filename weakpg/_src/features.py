@@ -12,6 +12,7 @@ import numpy as np
 from weakpg._src import validation
 
 Array = jax.Array
+_SMALL_GRID = 64  # grids with at most this many centres use the plain dot in ``RBF.linear``
 
 
 class Features(abc.ABC):
@@ -100,12 +101,13 @@ class RBF(Features):
         return jax.lax.optimization_barrier(per_axis)
 
     def linear(self, weights: Array, obs: Array) -> Array:
-        """weights @ phi(obs); on a grid, contracted one axis at a time.
+        """weights @ phi(obs); on a large grid, contracted one axis at a time.
 
         sum_{ijk} W_ijk g_i h_j l_k never forms the prod_k n_k features: on Pendulum's
-        5 x 5 x 5 grid this runs 6x faster than the product followed by a dot.
+        5 x 5 x 5 grid this runs 6x faster than the product followed by a dot, while on
+        small grids (3 x 3 x 3) the dot is faster.
         """
-        if self._axes is None:
+        if self._axes is None or self.dim - 1 <= _SMALL_GRID:
             return weights @ self(jnp.ravel(obs))
         grid = weights[:, :-1].reshape((weights.shape[0],) + tuple(a.shape[0] for a in self._axes))
         for g in self._per_axis(jnp.ravel(obs)):
