@@ -140,10 +140,12 @@ def train(
     except (ValueError, FileExistsError, OSError) as error:
         raise _fail(str(error)) from None
 
-    total = setup["env_steps"] or setup["iterations"] * config.batch_size
+    # The bar counts whichever budget bounds the run, in its own unit.
+    by_steps = setup["env_steps"] is not None
+    unit, total = ("env steps", setup["env_steps"]) if by_steps else ("iterations", setup["iterations"])
     latest = {"episode_return": float("nan")}
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
-                  TextColumn("{task.completed:,.0f}/{task.total:,.0f} env steps"),
+                  TextColumn(f"{{task.completed:,.0f}}/{{task.total:,.0f}} {unit}"),
                   TextColumn("{task.fields[rate]}"), TextColumn("return {task.fields[ret]}"),
                   TimeElapsedColumn(), console=Console(stderr=True)) as bar:
         task = bar.add_task(run_dir.name[:40], total=total, rate="", ret="")
@@ -152,8 +154,7 @@ def train(
         def on_iteration(metrics: dict[str, float]) -> None:
             latest.update(metrics)
             rate = metrics["iteration"] / max(time.perf_counter() - started, 1e-9)
-            bar.update(task, completed=metrics["env_steps"] if setup["env_steps"] else
-                       metrics["iteration"] * config.batch_size,
+            bar.update(task, completed=metrics["env_steps"] if by_steps else metrics["iteration"],
                        rate=f"{rate:.1f} it/s", ret=f"{latest['episode_return']:.1f}")
 
         try:
