@@ -157,4 +157,4 @@ def test_reproduce_quick_writes_figures_table_and_summary(tmp_path):
     summary = (out / "summary.md").read_text()
     assert all(f"| {m} |" in summary for m in ("PG-JD", "PG-SF", "PG-SF + rollout baseline"))
     again = runner.invoke(app, ["reproduce", "pendulum", "--quick", "--out", str(out)])
-    assert again.exit_code == 2 and "already holds a previous reproduction" in again.output
+    assert again.exit_code == 2 and "already holds a previous result" in again.output

@@ -95,7 +95,7 @@ def test_reproduce_validates_before_writing(tmp_path):
     with pytest.raises(ValueError, match="seeds.*0"):
         reproduce_pendulum(tmp_path / "out", quick=True, seeds=0)
     (tmp_path / "out" / "runs").mkdir(parents=True)
-    with pytest.raises(ValueError, match="previous reproduction"):
+    with pytest.raises(ValueError, match="previous result"):
         reproduce_pendulum(tmp_path / "out", quick=True, seeds=1)
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
@@ -138,7 +138,7 @@ def test_reproduce_pendulum_smoke(tmp_path):
     for entry in summary["methods"].values():
         assert math.isfinite(entry["episode_return"]) and math.isfinite(entry["discounted_return"])
 
-    with pytest.raises(ValueError, match="previous reproduction"):
+    with pytest.raises(ValueError, match="previous result"):
         reproduce_pendulum(out, quick=True, seeds=1, setup=setup)
 
 

@@ -217,3 +217,33 @@ def plot(
     except (ValueError, OSError) as error:
         raise _fail(str(error)) from None
     typer.echo(f"wrote {out}")
+
+
+@app.command()
+def study(
+    name: str = typer.Argument(..., help="unbiased, variance, convergence, samples, unbounded, or all."),
+    quick: bool = typer.Option(False, "--quick", help="A smoke run in seconds (small samples, wide "
+                               "error bars); the default is the full budget (minutes)."),
+    seed: int = typer.Option(0, help="PRNG seed; the same seed gives the same numbers."),
+    out: Path = typer.Option(None, help="New or empty output folder "
+                             "(default runs/study-<name>[-quick]-<time>)."),
+) -> None:
+    """Measure one of the paper's theoretical claims (or all of them) and write CSV, PNG and
+    markdown; `all` also writes report.md, the table of claims against measurements."""
+    from weakpg._src.studies import report
+
+    names = list(report.STUDIES) if name == "all" else [name]
+    if out is None:
+        out = Path("runs") / f"study-{name}{'-quick' if quick else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        if name != "all":
+            validation.check_choice("study", name, [*report.STUDIES, "all"])
+        results = report.run_studies(names, out, quick=quick, seed=seed,
+                                     progress=lambda line: typer.echo(line, err=True))
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    for result in results:
+        for finding in result.findings:
+            typer.echo(f"[{finding.verdict}] {finding.claim}: {finding.measurement}")
+    main_file = report.REPORT_FILE if len(names) > 1 else f"{names[0]}.md"
+    typer.echo(f"wrote {out / main_file} and {sum(len(r.files) for r in results)} data and figure files")

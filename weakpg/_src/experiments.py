@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import shutil
-import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -124,15 +122,6 @@ PENDULUM = PendulumSetup(
     eval_every=5, eval_episodes=16)
 
 
-def _check_out_dir(out_dir: Path) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"out_dir {out_dir} is a file, not a folder")
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        held = "a previous reproduction" if any((out_dir / f).exists() for f in (*OUTPUT_FILES, "runs")) \
-            else "other files"
-        raise ValueError(f"out_dir {out_dir} already holds {held}; give a new or empty folder")
-
-
 def _mean_stderr(values: list[float]) -> tuple[float, float]:
     """Mean and standard error across seeds (nan for a single seed)."""
     x = np.asarray(values, np.float64)
@@ -243,17 +232,14 @@ def reproduce_pendulum(out_dir: str | Path, *, quick: bool, seeds: int,
     seeds = validation.check_positive_int("seeds", seeds)
     setup = PENDULUM if setup is None else setup
     out_dir = Path(out_dir)
-    _check_out_dir(out_dir)
+    runs.check_output_folder(out_dir, OUTPUT_FILES)
     configs = {(m, seed): setup.train_config(m, seed) for m in METHODS for seed in range(seeds)}
     env = GymnaxEnvironment(ENV_ID)
     policy = LinearGaussian(env, sigma=setup.sigma, features=setup.features,
                             learn_sigma=setup.learn_sigma, squash=setup.squash)
     budget = setup.budget(quick)
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = out_dir.parent / f".{out_dir.name}.{uuid.uuid4().hex[:8]}.partial"
-    staging.mkdir()
-    try:
+    with runs.staged_folder(out_dir, OUTPUT_FILES) as staging:
         curves, finals, curve_rows = {}, {}, []
         for (method, seed), config in configs.items():
             run_dir = staging / "runs" / f"{method.slug}__seed{seed}"
@@ -282,12 +268,5 @@ def reproduce_pendulum(out_dir: str | Path, *, quick: bool, seeds: int,
                              title=f"{ENV_ID}: discounted return J (gamma {setup.gamma:g})")
         runs.atomic_write(staging / "summary.md",
                           _summary_markdown(setup, policy, quick, seeds, table, comparisons).encode())
-        if out_dir.is_dir():
-            _check_out_dir(out_dir)  # still empty: nothing else wrote there meanwhile
-            out_dir.rmdir()
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return {"methods": table, "comparisons": comparisons, "setup": dataclasses.asdict(setup),
             "quick": quick, "seeds": seeds, "env_steps": budget, "out_dir": str(out_dir)}

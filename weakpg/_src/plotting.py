@@ -8,9 +8,11 @@ grid point the band is mean +- 1.96 standard errors across runs.
 
 from __future__ import annotations
 
+import contextlib
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +23,30 @@ _Z95 = 1.96
 _AXIS_LABELS = {"env_steps": "environment steps", "wall_seconds": "wall-clock seconds",
                 "discounted_return": "discounted return J",
                 "episode_return": "episode return (mean action, 200 steps)"}
+
+
+@contextlib.contextmanager
+def figure(path: str | Path, *, nrows: int = 1, ncols: int = 1,
+           figsize: tuple[float, float] = (7, 4.5)) -> Iterator[tuple[Any, Any]]:
+    """``with figure(path) as (fig, axes):`` draw, then the PNG is written atomically.
+
+    ``axes`` is what ``plt.subplots`` returns (one Axes, or an array of them). Uses the
+    non-interactive Agg backend; nothing is written if the block raises.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(nrows, ncols, figsize=figsize)
+    try:
+        yield fig, axes
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=120)
+    finally:
+        plt.close(fig)
+    runs.atomic_write(Path(path), buffer.getvalue())
 
 
 def method_label(estimator: str, baseline: str | None = None) -> str:
@@ -85,13 +111,7 @@ def plot_curves(curves: dict[str, list[list[dict]]], path: str | Path, *, x: str
             raise ValueError(f"method {label!r} has no runs")
         data[label] = [_run_xy(rows, x, y, f"run {i} of {label!r}") for i, rows in enumerate(method_runs)]
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    try:
+    with figure(path, figsize=(7, 4.5)) as (_, ax):
         for label, xy in data.items():
             xs_list, ys_list = zip(*xy)
             grid = common_grid(xs_list)
@@ -104,12 +124,6 @@ def plot_curves(curves: dict[str, list[list[dict]]], path: str | Path, *, x: str
         ax.set_title(title)
         ax.grid(True, alpha=0.3)
         ax.legend(title="mean, 95% band")
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=120)
-    finally:
-        plt.close(fig)
-    runs.atomic_write(Path(path), buffer.getvalue())
 
 
 def plot_runs(run_dirs: Sequence[str | Path], path: str | Path, *, y: str = "episode_return") -> None:

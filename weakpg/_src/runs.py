@@ -10,11 +10,15 @@ optimizer state, PRNG key, iteration and step count always change together.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
+import shutil
 import tempfile
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +44,44 @@ def atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        raise
+
+
+def check_output_folder(out_dir: Path, outputs: tuple[str, ...] = ()) -> None:
+    """ValueError unless ``out_dir`` is new or an empty folder.
+
+    ``outputs`` are file names this command writes; a folder holding one of them is
+    reported as holding a previous result.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"out_dir {out_dir} is a file, not a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        held = "a previous result" if any((out_dir / f).exists() for f in outputs) else "other files"
+        raise ValueError(f"out_dir {out_dir} already holds {held}; give a new or empty folder")
+
+
+@contextlib.contextmanager
+def staged_folder(out_dir: Path, outputs: tuple[str, ...] = ()) -> Iterator[Path]:
+    """``with staged_folder(out) as staging:`` write into ``staging``; it becomes ``out``.
+
+    ``staging`` is a hidden folder beside ``out_dir``, renamed to ``out_dir`` when the
+    block ends and removed if it raises (or is interrupted), so ``out_dir`` never holds
+    half of a result. ``out_dir`` must be new or empty (``check_output_folder``).
+    """
+    out_dir = Path(out_dir)
+    check_output_folder(out_dir, outputs)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = out_dir.parent / f".{out_dir.name}.{uuid.uuid4().hex[:8]}.partial"
+    staging.mkdir()
+    try:
+        yield staging
+        if out_dir.is_dir():
+            check_output_folder(out_dir, outputs)  # still empty: nothing else wrote there meanwhile
+            out_dir.rmdir()
+        staging.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
         raise
 
 

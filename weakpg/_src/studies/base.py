@@ -1,0 +1,78 @@
+"""What a study returns: the paper's claims next to our measurements.
+
+A study runs one experiment on problems whose truth is known (or estimated far more
+precisely than what it is compared with), writes its CSV tables and PNG figures into a
+folder and returns a ``StudyResult``: its findings, one per claim, and a markdown
+section that explains the numbers. ``weakpg.studies`` writes that section next to the
+files and gathers every study's findings into ``report.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+VERDICTS = ("holds", "does not hold", "mixed")
+
+
+@dataclasses.dataclass(frozen=True)
+class Finding:
+    """One claim of the paper (or of the first seed) and what we measured.
+
+    Attributes:
+      claim: the claim and where it is made ("Theorem 3: the PG-JD estimate is unbiased").
+      measurement: what we measured, with numbers ("max |z| 2.1 over 24 cases, 4 allowed").
+      verdict: "holds", "does not hold", or "mixed" (holds on some problems, not all).
+    """
+
+    claim: str
+    measurement: str
+    verdict: str
+
+    def __post_init__(self):
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyResult:
+    """What a study returns after writing its files.
+
+    Attributes:
+      name: the study's command name ("unbiased").
+      title: a one-line title.
+      findings: the claims it tests, with verdicts.
+      markdown: the body of its report section (no top heading): setup, tables, notes.
+      files: names of the files it wrote into its folder (CSV and PNG).
+    """
+
+    name: str
+    title: str
+    findings: tuple[Finding, ...]
+    markdown: str
+    files: tuple[str, ...]
+
+
+class Study(Protocol):
+    """A study: ``run(out_dir, quick=, seed=, progress=)`` writes files, returns the result."""
+
+    def __call__(self, out_dir: Path, *, quick: bool, seed: int,
+                 progress: Callable[[str], None]) -> StudyResult: ...
+
+
+def markdown_table(header: tuple[str, ...], rows: list[tuple[object, ...]],
+                   align: str | None = None) -> str:
+    """A GitHub markdown table; ``align`` has one "l" or "r" per column (default: l then r)."""
+    align = align or "l" + "r" * (len(header) - 1)
+    rule = "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"
+    lines = ["| " + " | ".join(header) + " |", rule]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def findings_table(findings: tuple[Finding, ...] | list[Finding]) -> str:
+    """The claims-versus-measurements table of a section or of the report."""
+    return markdown_table(("Claim", "Measured", "Verdict"),
+                          [(f.claim, f.measurement, f.verdict) for f in findings], align="lll")
