@@ -68,6 +68,7 @@ def test_bad_study_names(tmp_path, names, message):
 
 def test_tables_render_as_github_markdown():
     assert markdown_table(("a", "b"), [(1, 2.5)]) == "| a | b |\n|---|---:|\n| 1 | 2.5 |"
+    assert markdown_table(("x",), [("max |z| 2",)], align="l").endswith("| max \\|z\\| 2 |")
     with pytest.raises(ValueError, match="verdict must be one of"):
         Finding("c", "m", "probably")
     assert findings_table([Finding("c", "m", "mixed")]).endswith("| c | m | mixed |")
@@ -97,3 +98,9 @@ def test_cli_study_samples_quick_end_to_end(tmp_path):
     assert result.exit_code == 0, result.output
     assert "[holds] Corollary 6" in result.output
     assert (tmp_path / "s" / "samples.md").read_text().startswith("# Sample complexity")
+
+
+def test_read_csv_keeps_text_columns_as_text(tmp_path):
+    runs.write_csv(tmp_path / "t.csv", [{"estimator": "JD coupled", "n": 3, "z": -1.5, "gap": float("inf")}])
+    assert runs.read_csv(tmp_path / "t.csv") == [{"estimator": "JD coupled", "n": 3, "z": -1.5,
+                                                  "gap": float("inf")}]

@@ -99,15 +99,17 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     atomic_write(path, buffer.getvalue().encode())
 
 
-def _number(text: str) -> int | float:
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
+def _number(text: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
-def read_csv(path: Path) -> list[dict[str, int | float]]:
-    """Rows of a table written by ``write_csv``, integers kept as integers.
+def read_csv(path: Path) -> list[dict[str, int | float | str]]:
+    """Rows of a table written by ``write_csv``: integers, floats, and text where neither.
 
     ValueError (naming the file) when it is missing or not such a table.
     """

@@ -64,12 +64,14 @@ class Study(Protocol):
 
 def markdown_table(header: tuple[str, ...], rows: list[tuple[object, ...]],
                    align: str | None = None) -> str:
-    """A GitHub markdown table; ``align`` has one "l" or "r" per column (default: l then r)."""
+    """A GitHub markdown table; ``align`` has one "l" or "r" per column (default: l then r).
+
+    A "|" inside a cell (|s|, |z|) is escaped, so it does not split the cell.
+    """
     align = align or "l" + "r" * (len(header) - 1)
     rule = "|" + "|".join("---:" if a == "r" else "---" for a in align) + "|"
-    lines = ["| " + " | ".join(header) + " |", rule]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
+    line = lambda cells: "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"  # noqa: E731
+    return "\n".join([line(header), rule] + [line(row) for row in rows])
 
 
 def findings_table(findings: tuple[Finding, ...] | list[Finding]) -> str:

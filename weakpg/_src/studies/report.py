@@ -23,8 +23,8 @@ STUDIES = {
     "variance": "Theorems 7-8 and Corollary 9: variance of SF, SF with baselines and JD",
     "convergence": "Theorems 4-5: stochastic gradient ascent with diminishing steps on the LQR",
     "samples": "Corollary 6: environment steps per iteration against the geometric prediction",
-    "unbounded": "The closing remark: score-function samples grow with |s|, weak-derivative "
-                 "samples do not",
+    "unbounded": "The closing remark: how score-function and weak-derivative samples grow with "
+                 "|s|, and learning with unbounded states",
 }
 REPORT_FILE = "report.md"
 
