@@ -36,6 +36,16 @@ from weakpg._src.validation import as_float
 Array = jax.Array
 
 
+def rayleigh(key: Array, shape: tuple[int, ...], dtype: Any) -> Array:
+    """R ~ Rayleigh(1), R = sqrt(-2 log U) with U ~ U(tiny, 1]: always finite.
+
+    ``jax.random.rayleigh`` returns inf when its uniform draw is 0 (probability 2^-23
+    per float32 draw), which would turn a whole PG-JD estimate into NaN.
+    """
+    u = jax.random.uniform(key, shape, dtype, minval=jnp.finfo(dtype).tiny, maxval=1.0)
+    return jnp.sqrt(-2.0 * jnp.log(u))
+
+
 class WeakDerivative(NamedTuple):
     """One draw of the weak derivative of a distribution w.r.t. one parameter array.
 
@@ -172,8 +182,8 @@ class Gaussian(Distribution):
         shape, dtype = self.event_shape, mean.dtype
         base = self.sample(k_base)
         if param == "mean":
-            r_pos = jax.random.rayleigh(k_pos, 1.0, shape, dtype)
-            r_neg = r_pos if coupled else jax.random.rayleigh(k_neg, 1.0, shape, dtype)
+            r_pos = rayleigh(k_pos, shape, dtype)
+            r_neg = r_pos if coupled else rayleigh(k_neg, shape, dtype)
             constant = 1.0 / (scale * math.sqrt(2 * math.pi))
             positive, negative = mean + scale * r_pos, mean - scale * r_neg
         else:
