@@ -8,9 +8,12 @@ baseline and for PG-JD with one action dimension (one phantom pair per dimension
 R independent estimates give the empirical MSE = mean_r ||g_r - grad J||^2 and its
 standard error.
 
-Problems: the scalar LQR of tests/test_gradients.py (exact gradient) at gamma 0.9 and
-0.99, and Pendulum-v1 at gamma 0.95 with RBF features, whose gradient is a large-sample
-PG-JD reference whose own squared error is checked against the MSEs it is used for.
+Problems: the scalar LQR of ``weakpg._src.studies.problems`` (exact gradient) at gamma 0.9
+and 0.99, and the Pendulum-v1 test bed of ``weakpg._src.studies.variance`` (RBF features,
+fixed weights) at gamma 0.95, whose gradient is a large-sample PG-JD reference whose own
+squared error is checked against the MSEs it is used for. The estimators and the step
+accounting are those of the studies (``weakpg study variance`` measures the per-sample
+variances behind these MSEs).
 
 Run ``python -m bench.variance`` (about 4 minutes on 2 CPU cores) or ``--quick``.
 """
@@ -19,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import time
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -29,20 +30,11 @@ import jax.numpy as jnp
 import numpy as np
 
 import weakpg
+from weakpg._src.studies import problems, variance
+from weakpg._src.studies.problems import ESTIMATORS, branches_per_sample, num_samples_for_budget
 
 Array = jax.Array
 Params = Any
-
-# name -> (options of make_gradient_estimator, branches per sample per action dimension
-# for "jd", per sample otherwise).
-ESTIMATORS: dict[str, tuple[dict[str, Any], int]] = {
-    "SF": (dict(estimator="sf"), 1),
-    "SF + rollout baseline": (dict(estimator="sf", baseline="rollout"), 2),
-    "SF + value baseline": (dict(estimator="sf", baseline="value"), 1),
-    "JD uncoupled": (dict(estimator="jd", coupled=False), 2),
-    "JD coupled": (dict(estimator="jd"), 2),
-}
-BASELINE_ROWS = ("SF + rollout baseline", "SF + value baseline")
 
 # JD coupled / SF MSE ratios reported by the prototype, as (low, high).
 PROTOTYPE_RATIOS = {
@@ -53,12 +45,7 @@ PROTOTYPE_RATIOS = {
 TARGET_BASELINE_FACTOR = 3.0  # JD coupled should be 3-4x below the best SF with baseline
 REFERENCE_MAX_FRACTION = 0.02  # reference squared error / smallest reported MSE
 
-LQR_WEIGHTS = [[-0.4]]
-LQR_SIGMA = 0.5
 PENDULUM_SIGMA = 1.0
-PENDULUM_GAMMA = 0.95
-PENDULUM_WEIGHT_SCALE = 0.5
-PENDULUM_WEIGHT_KEY = 1  # fixed, so the problem does not change with --seed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,62 +105,32 @@ class Row(NamedTuple):
     mse_stderr: float
 
 
-def expected_steps_per_sample(gamma: float, branches: int) -> float:
-    """E[T' + branches (T + 1)] = (branches + gamma) / (1 - gamma), T', T ~ Geom(1 - gamma)."""
-    return (branches + gamma) / (1.0 - gamma)
-
-
-def num_samples_for_budget(budget: int, gamma: float, branches: int) -> int:
-    """round(budget / expected steps per sample), at least 4 (the value baseline's minimum)."""
-    return max(4, round(budget / expected_steps_per_sample(gamma, branches)))
-
-
-def branches_per_sample(options: dict[str, Any], branches: int, policy: weakpg.policies.Policy) -> int:
-    """Branches of one sample: a JD pair for every action dimension, else ``branches``."""
-    if options["estimator"] == "jd":
-        return branches * math.prod(policy.action_shape)
-    return branches
-
-
 def squared_norm(tree: Params) -> Array:
     """sum of squares over every leaf of a pytree."""
     return sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree))
 
 
-def repeated_errors(estimate: Callable[[Array, Params], Any], keys: Array, params: Params,
-                    truth: Params) -> tuple[np.ndarray, np.ndarray]:
-    """(||g_r - truth||^2, env steps of g_r) for the estimate g_r from each key, shapes (R,)."""
-    errors, steps = [], []
-    for key in keys:
-        out = estimate(key, params)
-        errors.append(squared_norm(jax.tree.map(jnp.subtract, out.mean, truth)))
-        steps.append(out.env_steps)
-    return np.asarray(jax.device_get(errors), np.float64), np.asarray(jax.device_get(steps), np.float64)
-
-
 def measure(key: Array, problem: Problem, *, budget: int, repetitions: int) -> list[Row]:
     """Empirical MSE of every entry of ``ESTIMATORS`` at ``budget`` env steps per estimate."""
     rows = []
-    for index, (name, (options, branches)) in enumerate(ESTIMATORS.items()):
-        b = branches_per_sample(options, branches, problem.policy)
+    for index, (name, options) in enumerate(ESTIMATORS):
+        b = branches_per_sample(options, problem.env, problem.policy)
         num_samples = num_samples_for_budget(budget, problem.gamma, b)
         estimate = jax.jit(weakpg.make_gradient_estimator(
             problem.env, problem.policy, gamma=problem.gamma, num_samples=num_samples, **options))
         keys = jax.random.split(jax.random.fold_in(key, index), repetitions)
-        errors, steps = repeated_errors(estimate, keys, problem.params, problem.truth)
-        rows.append(Row(name, num_samples, float(steps.mean()), float(errors.mean()),
+        repeats = variance.repeat(estimate, keys, problem.params)
+        errors = np.sum(np.square(repeats.means - variance.flatten(problem.truth)), axis=1)
+        rows.append(Row(name, num_samples, float(repeats.env_steps.mean()), float(errors.mean()),
                         float(errors.std(ddof=1) / np.sqrt(repetitions))))
     return rows
 
 
 def lqr_problem(gamma: float) -> Problem:
-    """Scalar LQR A=0.9, B=0.5, Q=1, R=0.1, noise 0.1, s_0 ~ N(0, 1); a = -0.4 s + 0.5 eps."""
-    env = weakpg.envs.LinearQuadratic(A=[[0.9]], B=[[0.5]], Q=[[1.0]], R=[[0.1]],
-                                      noise_cov=[[0.1]], init_cov=[[1.0]])
-    weights = jnp.asarray(LQR_WEIGHTS)
-    truth = {"weights": env.exact_gradient(weights, LQR_SIGMA, gamma)["weights"]}
-    return Problem(f"LQR, gamma={gamma}", env, weakpg.LinearGaussian(env, sigma=LQR_SIGMA),
-                   {"weights": weights}, gamma, truth, 0.0)
+    """The studies' scalar LQR: A=0.9, B=0.5, Q=1, R=0.1, noise 0.1, s_0 ~ N(0, 1);
+    a = -0.4 s + 0.5 eps."""
+    lqr = problems.lqr_problem("scalar LQR", gamma)
+    return Problem(f"LQR, gamma={gamma}", lqr.env, lqr.policy, lqr.params, gamma, lqr.exact, 0.0)
 
 
 def reference_gradient(key: Array, env: weakpg.envs.Environment, policy: weakpg.policies.Policy,
@@ -194,33 +151,26 @@ def reference_gradient(key: Array, env: weakpg.envs.Environment, policy: weakpg.
 
 
 def pendulum_problem(key: Array, config: Config) -> tuple[Problem, int]:
-    """Pendulum-v1 with RBF features and weights 0.5 N(0, I) from a fixed key.
+    """The study's Pendulum-v1 test bed (RBF features, fixed weights) at sigma PENDULUM_SIGMA.
 
     The truth is a JD coupled reference with ``reference_factor`` times the samples of
     one JD coupled estimate at the budget; returns the problem and the reference's size.
     """
-    env = weakpg.envs.make("Pendulum-v1")
-    # 27 RBF centres (3 per axis), as in bench/throughput.py.
-    features = weakpg.features.RBF.grid(env.observation_low, env.observation_high, (3, 3, 3))
-    policy = weakpg.LinearGaussian(env, sigma=PENDULUM_SIGMA, features=features)
-    shape = jax.eval_shape(policy.init, jax.random.key(0))["weights"].shape
-    params = {"weights": PENDULUM_WEIGHT_SCALE * jax.random.normal(
-        jax.random.key(PENDULUM_WEIGHT_KEY), shape)}
-    jd_options, jd_branches = ESTIMATORS["JD coupled"]
+    testbed, gamma = variance.pendulum_testbed(), variance.PENDULUM_GAMMA
+    env, params = testbed.env, testbed.params
+    policy = weakpg.LinearGaussian(env, sigma=PENDULUM_SIGMA, features=testbed.features)
+    jd_options = dict(ESTIMATORS)["JD coupled"]
     jd_samples = num_samples_for_budget(
-        config.pendulum_budget, PENDULUM_GAMMA, branches_per_sample(jd_options, jd_branches, policy))
+        config.pendulum_budget, gamma, branches_per_sample(jd_options, env, policy))
     truth, sq_error, size = reference_gradient(
-        key, env, policy, params, gamma=PENDULUM_GAMMA,
+        key, env, policy, params, gamma=gamma,
         num_samples=config.reference_factor * jd_samples, chunk=config.reference_chunk)
-    problem = Problem(f"Pendulum-v1, gamma={PENDULUM_GAMMA}", env, policy, params,
-                      PENDULUM_GAMMA, truth, sq_error)
-    return problem, size
+    return Problem(f"Pendulum-v1, gamma={gamma}", env, policy, params, gamma, truth, sq_error), size
 
 
 def ratio_with_stderr(a: Row, b: Row) -> tuple[float, float]:
     """a.mse / b.mse and its delta-method standard error (independent estimates)."""
-    ratio = a.mse / b.mse
-    return ratio, ratio * math.hypot(a.mse_stderr / a.mse, b.mse_stderr / b.mse)
+    return variance.ratio(variance.Measured(a.mse, a.mse_stderr), variance.Measured(b.mse, b.mse_stderr))
 
 
 def format_table(problem: Problem, rows: list[Row], budget: int, repetitions: int) -> str:
@@ -255,7 +205,7 @@ def format_comparison(results: dict[str, list[Row]]) -> str:
         figure = f"{low:g}" if low == high else f"{low:g}-{high:g}"
         lines.append(f"  {name}: JD coupled / SF = {ratio:.3g} +- {se:.2g}; prototype {figure}: "
                      f"we {verdict(ratio, se, low, high)} it")
-        best = min((by_name[b] for b in BASELINE_ROWS), key=lambda r: r.mse)
+        best = min((by_name[b] for b in variance.BASELINES), key=lambda r: r.mse)
         ratio, se = ratio_with_stderr(jd, best)
         met = "met" if 1 / ratio >= TARGET_BASELINE_FACTOR else "not met"
         lines.append(f"  {name}: JD coupled / best SF with baseline ({best.estimator}) = "
