@@ -100,41 +100,24 @@ def train(
     resume: Path = typer.Option(None, help="Continue the run in this folder from its last checkpoint."),
 ) -> None:
     """Train a policy with stochastic gradient ascent (Algorithm 2) and record a run folder."""
-    from weakpg._src import runs
-    from weakpg._src import train as training
-    from weakpg._src.envs import gymnax_envs
-    from weakpg._src.policies import make_policy
+    from weakpg._src import runs, runspec
 
     try:
         if resume is not None:
-            saved = runs.open_run(resume)
+            setup = runs.open_run(resume)
             if not (resume / runs.CHECKPOINT_FILE).is_file():
                 raise ValueError(f"{resume} has no checkpoint to resume from")
-            run_dir, setup = resume, saved
+            runspec.build(setup)
+            run_dir = resume
         else:
-            setup = {
+            setup = runspec.make_setup({
                 "env": env, "policy": policy, "sigma": sigma, "learn_sigma": learn_sigma,
-                "iterations": steps,
-                "env_steps": env_steps if env_steps is not None or steps is not None else 1_000_000,
-                "eval_every": eval_every, "eval_episodes": eval_episodes,
-                **dataclasses.asdict(training.TrainConfig(
-                    estimator=estimator, baseline=None if baseline == "none" else baseline,
-                    gamma=gamma, batch_size=batch_size, optimizer=optimizer, lr=lr,
-                    schedule_power=schedule, max_grad_norm=max_grad_norm, seed=seed)),
-            }
-            run_dir = None
-        config = training.TrainConfig(
-            **{f.name: setup[f.name] for f in dataclasses.fields(training.TrainConfig)})
-        environment = gymnax_envs.GymnaxEnvironment(setup["env"])
-        pol = make_policy(environment, setup["policy"], sigma=setup["sigma"],
-                          learn_sigma=setup["learn_sigma"])
-        for name in ("eval_every", "eval_episodes"):
-            validation.check_positive_int(name, setup[name])
-        for name in ("iterations", "env_steps"):
-            if setup[name] is not None:
-                validation.check_positive_int(name, setup[name])
-        if run_dir is None:
-            run_dir = out / _run_name(setup["env"], config.estimator, config.baseline, config.seed)
+                "iterations": steps, "env_steps": env_steps, "eval_every": eval_every,
+                "eval_episodes": eval_episodes, "estimator": estimator,
+                "baseline": None if baseline == "none" else baseline, "gamma": gamma,
+                "batch_size": batch_size, "optimizer": optimizer, "lr": lr, "schedule_power": schedule,
+                "max_grad_norm": max_grad_norm, "seed": seed})
+            run_dir = out / _run_name(setup["env"], setup["estimator"], setup["baseline"], setup["seed"])
             run_dir.mkdir(parents=True, exist_ok=False)
             runs.write_json(run_dir / runs.CONFIG_FILE, setup)
     except (ValueError, FileExistsError, OSError) as error:
@@ -158,10 +141,7 @@ def train(
                        rate=f"{rate:.1f} it/s", ret=f"{latest['episode_return']:.1f}")
 
         try:
-            _, rows = training.train(
-                environment, pol, config, iterations=setup["iterations"], env_steps=setup["env_steps"],
-                eval_every=setup["eval_every"], eval_episodes=setup["eval_episodes"], run_dir=run_dir,
-                resume=resume is not None, callback=on_iteration)
+            rows = runspec.run(setup, run_dir, resume=resume is not None, callback=on_iteration)
         except ValueError as error:
             raise _fail(str(error)) from None
     last = rows[-1]
