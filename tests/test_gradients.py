@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import weakpg
+from weakpg._src.studies.unbiased import ActionDependentBaseline
 from weakpg.distributions import Gaussian, WeakDerivative
 from weakpg.envs import FiniteMDP, LinearQuadratic
 from weakpg.testing import assert_unbiased
@@ -91,21 +92,12 @@ def test_wrong_weak_derivative_constant_is_caught():
         assert_unbiased(est, _lqr_exact(env, weights, 0.9))
 
 
-class _SameActionBaseline(weakpg.LinearGaussian):
-    """Draws the roll-out baseline's action with the same noise as the action itself."""
-
-    def noise(self, key, batch_shape=()):
-        noise = super().noise(key, batch_shape)
-        if len(batch_shape) == 2:  # (samples, branches): the score-function branches
-            noise = jnp.broadcast_to(noise[:, :1], noise.shape)
-        return noise
-
-
 def test_action_dependent_baseline_is_caught():
     env, weights = LQR_CASES["scalar"]
-    est = weakpg.estimate_gradient(KEY, env, _SameActionBaseline(env, sigma=SIGMA),
-                                   {"weights": weights}, estimator="sf", baseline="rollout",
-                                   gamma=0.9, num_samples=N)
+    # The baseline replays the sampled action in an independent roll-out: mean 0, not grad J.
+    policy = ActionDependentBaseline(weakpg.LinearGaussian(env, sigma=SIGMA))
+    est = weakpg.estimate_gradient(KEY, env, policy, {"weights": weights}, estimator="sf",
+                                   baseline="rollout", coupled=False, gamma=0.9, num_samples=N)
     with pytest.raises(AssertionError, match="standard errors"):
         assert_unbiased(est, _lqr_exact(env, weights, 0.9))
 

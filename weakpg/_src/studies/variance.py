@@ -33,7 +33,7 @@ from weakpg._src.features import RBF, Features
 from weakpg._src.gradients import PolicyGradientEstimate, make_gradient_estimator
 from weakpg._src.policies import LinearGaussian, Params
 from weakpg._src.studies import problems
-from weakpg._src.studies.base import Finding, StudyResult, markdown_table
+from weakpg._src.studies.base import QUICK_COMPILER_OPTIONS, Finding, StudyResult, markdown_table
 
 Array = jax.Array
 
@@ -84,10 +84,7 @@ class Config(NamedTuple):
 
 
 FULL = Config((0.1, 0.25, 0.5, 1.0, 2.0), (0.8, 0.9, 0.95, 0.99), (0.5, 1.0, 2.0), 200_000, 10)
-# Compiling dominates a quick run: unoptimised code compiles in half the time and its
-# 4x slower runs cost well under a second there.
-QUICK = Config((0.5, 2.0), (SIGMA_SWEEP_GAMMA,), (), 20_000, 6,
-               compiler_options={"xla_backend_optimization_level": 0})
+QUICK = Config((0.5, 2.0), (SIGMA_SWEEP_GAMMA,), (), 20_000, 6, compiler_options=QUICK_COMPILER_OPTIONS)
 
 
 class Case(NamedTuple):
