@@ -83,7 +83,7 @@ def test_iterates_approach_the_riccati_optimum(study):
     out, _, _ = study
     problem = problems.lqr_problem("scalar LQR", convergence.GAMMA)
     optimum = _riccati_gain(problem.env, convergence.GAMMA)
-    np.testing.assert_allclose(convergence.optimal_gain(problem.env, convergence.GAMMA), optimum, rtol=1e-8)
+    np.testing.assert_allclose(problem.env.optimal_gain(convergence.GAMMA), optimum, rtol=1e-8)
     grad = problem.env.exact_gradient(jnp.asarray(optimum, jnp.float32), problem.policy.sigma,
                                       convergence.GAMMA)["weights"]
     assert float(jnp.max(jnp.abs(grad))) < 1e-3
@@ -180,7 +180,7 @@ def _fake_training(monkeypatch, path) -> None:
 
 def test_the_analysis_measures_a_known_rate(monkeypatch, tmp_path):
     """K_k - K* = (K_0 - K*) / sqrt(k + 1): ||grad J||^2 ~ 1/k, slope -1, every seed converges."""
-    optimum = float(convergence.optimal_gain(problems.SCALAR_LQR, convergence.GAMMA)[0, 0])
+    optimum = float(problems.SCALAR_LQR.optimal_gain(convergence.GAMMA)[0, 0])
     _fake_training(monkeypatch, lambda k: optimum + (convergence.START - optimum) / np.sqrt(k + 1))
     result = convergence.run(tmp_path, quick=True, seed=0, progress=lambda line: None)
     for f in _table(tmp_path / "convergence_fits.csv"):

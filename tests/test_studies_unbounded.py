@@ -47,7 +47,7 @@ def test_growth_exponent_recovers_power_laws():
 
 def test_optimal_gain_is_a_stationary_maximum():
     env = unbounded.LEARNING_ENV
-    k_star = unbounded.optimal_gain(env, GAMMA)
+    k_star = env.optimal_gain(GAMMA)
     gradient = env.exact_gradient(k_star, 0.5, GAMMA)["weights"]
     value = float(env.exact_value(k_star, 0.5, GAMMA))
     assert abs(float(gradient[0, 0])) < 1e-3 * abs(value)

@@ -213,6 +213,20 @@ class LinearQuadratic(Environment):
         validation.check_shape("a", a, self.action_shape)
         return _q(self._matrices(), weights, sigma, gamma, as_float(s), as_float(a))
 
+    def optimal_gain(self, gamma: Any, *, iterations: int = 10_000) -> np.ndarray:
+        """K* = argmax_K J(K, sigma) for every sigma and start law, shape (m, n), float64.
+
+        From the discounted Riccati iteration P <- Q + gamma A^T P (A + B G), with
+        G = -gamma (R + gamma B^T P B)^{-1} B^T P A, and K* = G at its fixed point.
+        """
+        validation.check_array("gamma", gamma, low=0.0, high=1.0, low_open=True, high_open=True)
+        a, b, q, r = (np.asarray(x, np.float64) for x in (self.A, self.B, self.Q, self.R))
+        gamma, p = float(gamma), q
+        for _ in range(iterations):
+            gain = -np.linalg.solve(r + gamma * b.T @ p @ b, gamma * b.T @ p @ a)
+            p = q + gamma * a.T @ p @ (a + b @ gain)
+        return -np.linalg.solve(r + gamma * b.T @ p @ b, gamma * b.T @ p @ a)
+
     def _matrices(self) -> _Matrices:
         return _Matrices(self.A, self.B, self.Q, self.R, self.noise_cov, self.init_cov)
 

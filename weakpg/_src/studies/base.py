@@ -10,7 +10,7 @@ files and gathers every study's findings into ``report.md``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -68,6 +68,12 @@ class Study(Protocol):
 
     def __call__(self, out_dir: Path, *, quick: bool, seed: int,
                  progress: Callable[[str], None]) -> StudyResult: ...
+
+
+def verdict(passed: Sequence[bool]) -> str:
+    """A claim tested case by case: "holds" if it passed in every case, "does not hold" in
+    none, else "mixed"."""
+    return "holds" if all(passed) else "mixed" if any(passed) else "does not hold"
 
 
 def markdown_table(header: tuple[str, ...], rows: list[tuple[object, ...]],

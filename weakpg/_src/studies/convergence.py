@@ -39,6 +39,7 @@ from weakpg._src.studies.base import (
     Finding,
     StudyResult,
     markdown_table,
+    verdict,
 )
 
 NAME = "convergence"
@@ -98,21 +99,6 @@ class Runs(NamedTuple):
     gains: np.ndarray
     env_steps: np.ndarray
     noise: np.ndarray
-
-
-def optimal_gain(env: LinearQuadratic, gamma: float, *, iterations: int = 10_000) -> np.ndarray:
-    """K* of the discounted LQR (a = K s), from the Riccati iteration in float64.
-
-    P <- Q + gamma A^T P A - gamma^2 A^T P B (R + gamma B^T P B)^{-1} B^T P A, then
-    K* = -gamma (R + gamma B^T P B)^{-1} B^T P A. K* minimises P(K) in the PSD order, so it
-    maximises J(K, sigma) for every sigma and start covariance. Shape (m, n).
-    """
-    a, b, q, r = (np.asarray(x, np.float64) for x in (env.A, env.B, env.Q, env.R))
-    p = q
-    for _ in range(iterations):
-        gain = np.linalg.solve(r + gamma * b.T @ p @ b, gamma * b.T @ p @ a)
-        p = q + gamma * a.T @ p @ a - gamma * a.T @ p @ b @ gain
-    return -np.linalg.solve(r + gamma * b.T @ p @ b, gamma * b.T @ p @ a)
 
 
 def train_runs(key: jax.Array, problem: problems.Problem, options: dict, *, lr: float,
@@ -204,11 +190,6 @@ def within_bound(slope: float, stderr: float) -> bool:
     return bool(slope - 2.0 * stderr <= BOUND_SLOPE)
 
 
-def verdict(passed: list[bool]) -> str:
-    """"holds" when every case passed, "does not hold" when none did, else "mixed"."""
-    return "holds" if all(passed) else "does not hold" if not any(passed) else "mixed"
-
-
 def _finite_mean(x: np.ndarray) -> float:
     """Mean of the finite entries (NaN when there are none)."""
     finite = x[np.isfinite(x)]
@@ -272,7 +253,7 @@ def run(out_dir: Path, *, quick: bool, seed: int, progress: Callable[[str], None
     """Train every (method, p) over many seeds; write CSVs and a PNG; return the findings."""
     config = QUICK if quick else FULL
     problem = problems.lqr_problem("scalar LQR", GAMMA, weights=((START,),))
-    optimum = optimal_gain(problem.env, GAMMA)
+    optimum = problem.env.optimal_gain(GAMMA)
     key = jax.random.key(seed)
     curves, fits = [], []
     for index, method in enumerate(METHODS):

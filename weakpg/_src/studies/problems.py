@@ -71,6 +71,11 @@ def finite_mdp_problem(seed: int, gamma: float, *, num_states: int = 5,
                    Softmax(mdp), {"logits": logits}, gamma, mdp.exact_gradient(logits, gamma))
 
 
+def flatten(tree: Params) -> np.ndarray:
+    """The leaves of a pytree, raveled and concatenated in float64, shape (P,)."""
+    return np.concatenate([np.ravel(np.asarray(x, np.float64)) for x in jax.tree.leaves(tree)])
+
+
 class Estimator(NamedTuple):
     """A gradient estimator: its label and its options of ``make_gradient_estimator``."""
 

@@ -32,13 +32,14 @@ from weakpg._src import plotting, runs
 from weakpg._src.distributions import Distribution
 from weakpg._src.gradients import make_gradient_estimator
 from weakpg._src.policies import Params, Policy
-from weakpg._src.studies.base import QUICK_COMPILER_OPTIONS, Finding, StudyResult, markdown_table
+from weakpg._src.studies.base import QUICK_COMPILER_OPTIONS, Finding, StudyResult, markdown_table, verdict
 from weakpg._src.studies.problems import (
     ESTIMATORS,
     SIGMA,
     Estimator,
     Problem,
     finite_mdp_problem,
+    flatten,
     lqr_problem,
 )
 from weakpg._src.testing import z_scores
@@ -143,11 +144,6 @@ def settings(quick: bool) -> list[Setting]:
         Setting(finite_mdp_problem(0, 0.9), 8192, 16, control=True),
         Setting(finite_mdp_problem(1, 0.9), 8192, 16, control=True),
     ]
-
-
-def flatten(tree: Params) -> np.ndarray:
-    """The leaves of a pytree, flattened and concatenated in float64, shape (P,)."""
-    return np.concatenate([np.ravel(np.asarray(x, np.float64)) for x in jax.tree.leaves(tree)])
 
 
 def element_names(tree: Params) -> list[str]:
@@ -255,11 +251,6 @@ def _plot(path: Path, results: dict[str, dict[str, Running]], problems: list[Pro
         axes[0].legend(fontsize=7)
 
 
-def _verdict(passed: list[bool]) -> str:
-    """"holds" on every problem, "does not hold" on none, else "mixed"."""
-    return "holds" if all(passed) else "does not hold" if not any(passed) else "mixed"
-
-
 def _unbiased_finding(claim: str, labels: tuple[str, ...], results: dict[str, dict[str, Running]],
                       problems: list[Problem]) -> Finding:
     """max |z| over ``labels``' elements at the final n, where it exceeds 4, and the range of
@@ -274,7 +265,7 @@ def _unbiased_finding(claim: str, labels: tuple[str, ...], results: dict[str, di
                           f"({len(labels)} estimators x {len(problems)} problems) at the final n, "
                           f"{THRESHOLD:g} allowed{where}; a bias of {min(resolutions):.1%} to "
                           f"{max(resolutions):.0%} of grad J (by case) would have shown",
-                   _verdict([z <= THRESHOLD for z in worst.values()]))
+                   verdict([z <= THRESHOLD for z in worst.values()]))
 
 
 def _control_finding(results: dict[str, dict[str, Running]]) -> Finding:
@@ -287,7 +278,7 @@ def _control_finding(results: dict[str, dict[str, Running]]) -> Finding:
                    f"control's max |z| at the final n is {min(detected.values()):.1f} on its hardest "
                    f"problem (of the {len(detected)} at gamma 0.9 where it runs), {THRESHOLD:g} "
                    f"needed{where}",
-                   _verdict([z > THRESHOLD for z in detected.values()]))
+                   verdict([z > THRESHOLD for z in detected.values()]))
 
 
 def _cell(running: Running | None, exact: np.ndarray) -> str:

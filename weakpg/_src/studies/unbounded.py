@@ -184,20 +184,6 @@ def state_samples(key: jax.Array, problem: problems.Problem, states: tuple[float
     return {k: np.asarray(v, np.float64) for k, v in samples.items()}, np.asarray(exact, np.float64)
 
 
-def optimal_gain(env: LinearQuadratic, gamma: float, *, iterations: int = 10_000) -> np.ndarray:
-    """K* maximising J(K, sigma) for every sigma, by the discounted Riccati iteration (float64).
-
-    P <- Q + gamma A^T P A - gamma^2 A^T P B (R + gamma B^T P B)^{-1} B^T P A, then
-    K* = -gamma (R + gamma B^T P B)^{-1} B^T P A; shape (m, n).
-    """
-    a, b, q, r = (np.asarray(x, np.float64) for x in (env.A, env.B, env.Q, env.R))
-    p = q
-    for _ in range(iterations):
-        gain = np.linalg.solve(r + gamma * b.T @ p @ b, gamma * b.T @ p @ a)
-        p = q + gamma * a.T @ p @ (a - b @ gain)
-    return -np.linalg.solve(r + gamma * b.T @ p @ b, gamma * b.T @ p @ a)
-
-
 def stabilising(env: LinearQuadratic, weights: np.ndarray, gamma: float) -> np.ndarray:
     """sqrt(gamma) rho(A + B K) < 1 and K finite (J > -inf), for weights of shape (..., m, n)."""
     finite = np.all(np.isfinite(weights), axis=(-2, -1))
@@ -441,7 +427,7 @@ def run(out_dir: Path, *, quick: bool, seed: int, progress: Callable[[str], None
     growth, exponents = _growth(jax.random.fold_in(key, 0), budget, progress)
     progress(f"{NAME}: distribution of one sample at fixed states, exact Q")
     distributions, samples = _distributions(jax.random.fold_in(key, 1), budget)
-    k_star = optimal_gain(LEARNING_ENV, GAMMA)
+    k_star = LEARNING_ENV.optimal_gain(GAMMA)
     outcomes, medians, curves = _learning(jax.random.fold_in(key, 2), budget, k_star, progress)
 
     files = (f"{NAME}.csv", f"{NAME}_samples.csv", f"{NAME}_learning.csv", f"{NAME}_curves.csv",

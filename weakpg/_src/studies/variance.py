@@ -33,7 +33,8 @@ from weakpg._src.features import RBF, Features
 from weakpg._src.gradients import PolicyGradientEstimate, make_gradient_estimator
 from weakpg._src.policies import LinearGaussian, Params
 from weakpg._src.studies import problems
-from weakpg._src.studies.base import QUICK_COMPILER_OPTIONS, Finding, StudyResult, markdown_table
+from weakpg._src.studies.base import QUICK_COMPILER_OPTIONS, Finding, StudyResult, markdown_table, verdict
+from weakpg._src.studies.problems import flatten
 
 Array = jax.Array
 
@@ -173,11 +174,6 @@ def sigma_estimator(testbed: Testbed, options: dict, *, gamma: float,
     return estimate
 
 
-def flatten(tree: Params) -> np.ndarray:
-    """The leaves of a pytree, raveled and concatenated: shape (P,), float64."""
-    return np.concatenate([np.ravel(x) for x in jax.tree.leaves(tree)]).astype(np.float64)
-
-
 def repeat(estimate: Callable[..., PolicyGradientEstimate], keys: Array, *args: Any) -> Repeats:
     """``estimate(key, *args)`` for every key, R = len(keys).
 
@@ -293,14 +289,6 @@ def significance(value: float, stderr: float, threshold: float) -> str:
     if value - NUM_STDERR * stderr > threshold:
         return "above"
     return "within noise"
-
-
-def verdict(passed: Sequence[bool]) -> str:
-    """The verdict of a claim tested case by case: "holds" when it passed in every case,
-    "does not hold" in none, else "mixed"."""
-    if all(passed):
-        return "holds"
-    return "mixed" if any(passed) else "does not hold"
 
 
 def _where(row: dict) -> str:
