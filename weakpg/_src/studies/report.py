@@ -71,12 +71,13 @@ def run_studies(names: Sequence[str], out_dir: str | Path, *, quick: bool, seed:
     if len(set(names)) != len(names):
         raise ValueError(f"a study is named twice in {list(names)}")
     outputs = tuple(f"{name}.md" for name in names) + (REPORT_FILE,)
+    studies = {name: _study(name) for name in names}  # every import before hours of running
     results = []
     started = time.perf_counter()
     with runs.staged_folder(Path(out_dir), outputs) as staging:
         for name in names:
             progress(f"study {name}: {STUDIES[name]}")
-            result = _study(name)(staging, quick=quick, seed=seed, progress=progress)
+            result = studies[name](staging, quick=quick, seed=seed, progress=progress)
             runs.atomic_write(staging / f"{name}.md", section(result).encode())
             results.append(result)
         if len(names) > 1:
