@@ -71,7 +71,7 @@ def run_studies(names: Sequence[str], out_dir: str | Path, *, quick: bool, seed:
     if len(set(names)) != len(names):
         raise ValueError(f"a study is named twice in {list(names)}")
     outputs = tuple(f"{name}.md" for name in names) + (REPORT_FILE,)
-    studies = {name: _study(name) for name in names}  # every import before hours of running
+    studies = {name: _study(name) for name in names}  # import errors surface before minutes of running
     results = []
     started = time.perf_counter()
     with runs.staged_folder(Path(out_dir), outputs) as staging:
