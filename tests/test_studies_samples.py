@@ -49,9 +49,10 @@ def test_steps_per_sample_formula_matches_a_direct_simulation(branches, coupled)
     else:
         branch_steps = (geometric((n, branches)) + 1).sum(axis=1)
     steps = occupancy + branch_steps
-    mean, variance = samples.steps_per_sample(gamma, branches, coupled=coupled)
+    mean, variance, kappa4 = samples.steps_per_sample(gamma, branches, coupled=coupled)
     assert abs(steps.mean() - mean) < 4 * math.sqrt(variance / n)
     assert steps.var() == pytest.approx(variance, rel=0.03)
+    assert stats.kstat(steps.astype(np.float64), 4) == pytest.approx(kappa4, rel=0.15)
 
 
 def test_pascal_pmf_is_scipys_negative_binomial():
