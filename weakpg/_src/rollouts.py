@@ -124,7 +124,7 @@ def run_jobs(
                 lambda buf, x: buf.at[sink].set(x[::members], mode="drop"), c["final"], c["state"])
         # 2. Idle lanes take the next jobs from the queue, in lane order.
         idle = c["remaining"] == 0
-        idx = c["next"] + jnp.cumsum(idle) - 1
+        idx = c["next"] + jnp.cumsum(idle, dtype=jnp.int32) - 1
         start = idle & (idx < num_jobs)
         safe = jnp.minimum(idx, num_jobs - 1)
         c["job"] = jnp.where(start, idx, jnp.where(idle, num_jobs, c["job"]))
@@ -134,7 +134,7 @@ def run_jobs(
         c["remaining"] = jnp.where(start, jobs.horizon[safe], c["remaining"])
         c["age"] = jnp.where(start, 0, c["age"])
         c["acc"] = jnp.where(start_slot, 0.0, c["acc"])
-        c["next"] = jnp.minimum(c["next"] + jnp.sum(idle), num_jobs)
+        c["next"] = jnp.minimum(c["next"] + jnp.sum(idle, dtype=jnp.int32), num_jobs)
         # 3. Busy lanes step, every member with the lane's random numbers.
         busy = c["remaining"] > 0
         obs = jax.vmap(env.observe)(c["state"])
@@ -152,7 +152,7 @@ def run_jobs(
         c["acc"] = c["acc"] + reward
         c["remaining"] = c["remaining"] - busy
         c["age"] = c["age"] + busy
-        c["env_steps"] = c["env_steps"] + members * jnp.sum(busy)
+        c["env_steps"] = c["env_steps"] + members * jnp.sum(busy, dtype=jnp.int32)
         c["t"] = c["t"] + 1
         return c, None
 
