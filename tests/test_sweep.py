@@ -1,0 +1,180 @@
+"""Sweeps: config files and their checks, and the same runs on local processes and on Ray."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from weakpg._src import runs, sweep
+
+TINY = {"env": "Pendulum-v1", "policy": "linear", "batch_size": 32, "env_steps": 2000, "eval_every": 1,
+        "eval_episodes": 2}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compilation_cache(tmp_path_factory):
+    """One persistent XLA cache for every worker of this module: compile each program once.
+
+    Workers are new processes (spawned, or Ray's) that inherit this environment variable;
+    without it each would spend most of its time compiling the same train step.
+    """
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path_factory.mktemp("xla-cache")))
+        yield
+
+
+def test_grid_is_the_cartesian_product_with_seeds_fastest():
+    planned = sweep.plan({**TINY, "grid": {"estimator": ["jd", "sf"], "baseline": ["none", "rollout"]}},
+                         seeds=2)
+    assert [run.name for run in planned] == [
+        f"estimator={e}__baseline={b}__seed{s}" for e in ("jd", "sf") for b in ("none", "rollout")
+        for s in (0, 1)]
+    assert planned[2].settings == {"estimator": "jd", "baseline": "rollout"}
+    assert planned[2].setup == {**planned[2].setup, **TINY, "estimator": "jd", "baseline": "rollout",
+                                "seed": 0}
+    assert planned[0].setup["baseline"] is None  # "none" in TOML
+
+
+def test_without_seeds_each_point_runs_with_the_files_seed():
+    assert [run.name for run in sweep.plan(TINY)] == ["seed0"]
+    assert [run.setup["seed"] for run in sweep.plan({**TINY, "seed": 7})] == [7]
+    planned = sweep.plan({**TINY, "grid": {"seed": [3, 5], "lr": [0.1]}})
+    assert [run.name for run in planned] == ["lr=0.1__seed3", "lr=0.1__seed5"]
+
+
+def test_folder_names_hold_only_safe_characters():
+    config = {k: v for k, v in TINY.items() if k != "env"}
+    planned = sweep.plan({**config, "grid": {"env": ["Pendulum-v1", "gymnasium:Pendulum-v1"]}}, seeds=1)
+    assert [run.name for run in planned] == ["env=Pendulum-v1__seed0", "env=gymnasium-Pendulum-v1__seed0"]
+
+
+@pytest.mark.parametrize("config, seeds, message", [
+    ({"gamma": "x"}, None, "setting gamma must be of type float, got 'x'"),
+    ({"estimator": ["jd", "sf"]}, None, "list them in [grid]"),
+    ({"learn_sigma": "yes"}, None, "setting learn_sigma must be of type bool"),
+    ({"batch_size": 32.0}, None, "setting batch_size must be of type int, got 32.0"),
+    ({"max_grad_norm": "x"}, None, "must be of type float or 'none'"),
+    ({"bogus": 1}, None, "unknown setting(s) ['bogus']"),
+    ({"grid": {"bogus": [1]}}, None, "grid point bogus=1: unknown setting(s) ['bogus']"),
+    ({"grid": {"gamma": [0.9, 1.5]}}, None, "grid point gamma=1.5: gamma must lie in (0.0, 1.0), got 1.5"),
+    ({"grid": {"policy": ["linear", "cnn"]}}, None, "grid point policy='cnn'"),
+    ({"grid": {"lr": []}}, None, "[grid] lr must be a non-empty list"),
+    ({"grid": {"lr": 0.1}}, None, "[grid] lr must be a non-empty list"),
+    ({"grid": [1, 2]}, None, "[grid] must be a table"),
+    ({"lr": 0.1, "grid": {"lr": [0.2]}}, None, "setting lr is given both alone and in [grid]"),
+    ({"grid": {"lr": [1, 0.1, 1.0]}}, None, "[grid] lr lists a value twice: [1, 0.1, 1.0]"),
+    ({"grid": {"baseline": ["none", "rollout", "none"]}}, None, "[grid] baseline lists a value twice"),
+    ({"seed": 1}, 2, "the config gives a seed and --seeds is given too"),
+    ({"grid": {"seed": [1, 2]}}, 2, "the config gives a seed and --seeds is given too"),
+    ({"seed": -1}, None, "setting seed must be an int >= 0, got -1"),
+    ({}, 0, "seeds must be a Python int >= 1, got 0"),
+])
+def test_bad_configs_are_refused_before_anything_runs(config, seeds, message):
+    with pytest.raises(ValueError) as error:
+        sweep.plan(config, seeds)
+    assert message in str(error.value)
+
+
+def test_load_config_reads_toml_and_names_a_bad_file(tmp_path):
+    good = tmp_path / "sweep.toml"
+    good.write_text('env = "Pendulum-v1"\nbaseline = "none"\n\n[grid]\nlr = [0.05, 0.1]\n')
+    assert sweep.load_config(good) == {"env": "Pendulum-v1", "baseline": "none", "grid": {"lr": [0.05, 0.1]}}
+    bad = tmp_path / "bad.toml"
+    bad.write_text("lr = [0.1,\n")
+    with pytest.raises(ValueError, match="bad.toml cannot be read as TOML"):
+        sweep.load_config(bad)
+    with pytest.raises(ValueError, match="missing.toml cannot be read"):
+        sweep.load_config(tmp_path / "missing.toml")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"backend": "slurm"}, "backend must be one of 'local', 'ray', got 'slurm'"),
+    ({"backend": "local", "address": "auto"}, "address 'auto' is for the ray backend"),
+    ({"backend": "ray", "workers": 2}, "workers 2 is for the local backend"),
+    ({"workers": 0}, "workers must be a Python int >= 1, got 0"),
+])
+def test_bad_arguments_are_refused_before_anything_runs(tmp_path, kwargs, message):
+    with pytest.raises(ValueError) as error:
+        sweep.run_sweep(TINY, tmp_path / "out", seeds=1, **kwargs)
+    assert message in str(error.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_holding_files_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="already holds other files"):
+        sweep.run_sweep(TINY, tmp_path, seeds=1)
+
+
+def _metrics_without_wall_time(out: Path, name: str) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "wall_seconds"}
+            for row in runs.read_csv(out / "runs" / name / runs.METRICS_FILE)]
+
+
+@pytest.fixture(scope="module")
+def local_sweep(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweeps") / "local"
+    lines = []
+    # One worker compiles the train step once for both seeds (and fills the cache for Ray's
+    # workers): on two busy cores that is faster than two workers compiling side by side.
+    result = sweep.run_sweep(TINY, out, seeds=2, workers=1, progress=lines.append)
+    return out, result, lines
+
+
+def test_local_sweep_collects_every_run_and_the_summaries(local_sweep):
+    out, result, lines = local_sweep
+    assert sorted(p.name for p in out.iterdir()) == ["curves.png", "runs", "summary.csv", "sweep.json"]
+    for name in ("seed0", "seed1"):
+        assert sorted(p.name for p in (out / "runs" / name).iterdir()) == sorted(sweep.RUN_FILES)
+        config = runs.open_run(out / "runs" / name)
+        assert config == {**config, **TINY, "seed": int(name[-1])}
+    assert len(lines) == 2 and all(line.startswith(("[1/2] seed", "[2/2] seed")) for line in lines)
+    assert json.loads((out / "sweep.json").read_text()) == result
+    assert result["seeds"] == [0, 1] and result["backend"] == "local" and result["config"] == TINY
+    summary = runs.read_csv(out / "summary.csv")
+    assert [row["run"] for row in summary] == ["seed0", "seed1"]
+    for row, run in zip(summary, result["runs"]):
+        assert row == {"run": run["name"], "seed": run["seed"], **run["final"]}
+        assert run["final"] == runs.read_csv(out / "runs" / run["name"] / runs.METRICS_FILE)[-1]
+        assert run["final"]["env_steps"] >= TINY["env_steps"]
+    assert result["runs"][0]["final"] != result["runs"][1]["final"]  # the seeds differ
+    assert (out / "curves.png").read_bytes().startswith(b"\x89PNG")
+
+
+# ray.init starts Ray's processes through subprocess (fork, then exec), which JAX's warning
+# about fork in a multithreaded process cannot tell from a bare fork.
+@pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
+def test_ray_sweep_gives_the_local_metrics_for_the_same_seeds(local_sweep, tmp_path):
+    pytest.importorskip("ray")
+    local_out, local_result, _ = local_sweep
+    out = tmp_path / "ray"
+    # "local": a Ray instance of our own, even if another is running on this machine.
+    result = sweep.run_sweep(TINY, out, seeds=2, backend="ray", address="local")
+    assert result["backend"] == "ray"
+    for name in ("seed0", "seed1"):
+        np.testing.assert_equal(_metrics_without_wall_time(out, name),
+                                _metrics_without_wall_time(local_out, name))  # nan == nan here
+        assert runs.open_run(out / "runs" / name) == runs.open_run(local_out / "runs" / name)
+    assert (out / "curves.png").is_file() and (out / "summary.csv").is_file()
+
+
+def fail_seed_one(setup: dict) -> dict[str, bytes]:
+    """A worker that ends seed 0 at once with one evaluation and crashes on seed 1.
+
+    The spawned processes import it from this module by name.
+    """
+    if setup["seed"] == 1:
+        raise FloatingPointError("simulator diverged")
+    metrics = "iteration,env_steps,wall_seconds,discounted_return,episode_return\n0,0,0.1,-1.0,-2.0\n"
+    return {runs.CONFIG_FILE: json.dumps(setup).encode(), runs.METRICS_FILE: metrics.encode()}
+
+
+def test_a_failing_run_leaves_no_output_and_is_named(tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep, "run_in_worker", fail_seed_one)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match=r"run seed1 failed: FloatingPointError: simulator diverged"):
+        sweep.run_sweep(TINY, out, seeds=2, workers=1)
+    assert list(tmp_path.iterdir()) == []  # neither out nor its staging folder

@@ -1,0 +1,316 @@
+"""Seed and config sweeps: many ``weakpg train`` runs, in local processes or on Ray.
+
+A sweep is a TOML file of ``weakpg train`` settings, the keys of ``runspec.DEFAULTS``,
+and an optional ``[grid]`` table mapping settings to lists of values. Every point of the
+grid (the cartesian product of its lists) is trained from seeds 0..seeds-1::
+
+    env = "Pendulum-v1"
+    batch_size = 256
+    env_steps = 200_000
+    gamma = 0.95
+
+    [grid]
+    estimator = ["jd", "sf"]
+    lr = [0.05, 0.1]
+
+``weakpg sweep sweep.toml --seeds 3`` runs these 2 x 2 x 3 = 12 runs. TOML has no null:
+"none" stands for None in the settings whose default is None (baseline, iterations,
+env_steps, max_grad_norm). Without ``--seeds`` each grid point runs once, with the seed
+the file gives (``seed = 7``, or a list in ``[grid]``; 0 when it gives none); with
+``--seeds`` the file must not give one. Everything is checked before any run starts.
+
+The output folder holds, once every run has finished (nothing at all if one fails)::
+
+    runs/<name>/   config.json, metrics.csv, checkpoint.npz of each run, as `weakpg train`
+                   writes them; <name> is the grid values and the seed, e.g.
+                   "estimator=jd__lr=0.05__seed0"
+    sweep.json     the config, the seeds, the backend and every run's final metrics
+    summary.csv    one row per run: its name, the settings that vary, seed, final metrics
+    curves.png     learning curves, the runs of one estimator and baseline averaged
+
+Each run executes ``runspec.run`` in a worker, in a temporary folder, and returns its
+files as bytes; the driver writes them, so workers need no disk shared with the driver
+(a Ray cluster of several machines). Backends: "local" runs a pool of processes on this
+machine (started with "spawn": JAX is not fork-safe); "ray" runs each run as a Ray task
+with one CPU, on the cluster at ``address`` (``pip install weakpg[ray]``; every node needs
+weakpg installed). A script that calls ``run_sweep`` on the local backend needs the
+``if __name__ == "__main__":`` guard that "spawn" asks for.
+
+A run's metrics depend only on its setup: on either backend they equal those of
+``weakpg train`` with the same settings and seed, all but ``wall_seconds``, as long as the
+workers have the same jax and the same ``XLA_FLAGS`` (flags that change XLA's CPU code,
+such as single-threaded Eigen, change the last digits).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import multiprocessing
+import os
+import re
+import tempfile
+import tomllib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from weakpg._src import plotting, runs, runspec, validation
+from weakpg._src.train import METRIC_FIELDS
+
+BACKENDS = ("local", "ray")
+GRID = "grid"
+RUN_FILES = (runs.CONFIG_FILE, runs.METRICS_FILE, runs.CHECKPOINT_FILE)
+OUTPUT_FILES = ("runs", "sweep.json", "summary.csv", "curves.png")
+# The TOML type of each setting whose default is None; every other takes its default's type.
+_NONE_DEFAULT_TYPES = {"baseline": str, "iterations": int, "env_steps": int, "max_grad_norm": float}
+_NONE = "none"
+
+
+class Run(NamedTuple):
+    """One run of a sweep.
+
+    Attributes:
+      name: its folder name under ``runs/``, unique in the sweep.
+      settings: the values of the grid's settings at this run (seed excluded).
+      setup: the complete setup, checked by ``runspec.make_setup``.
+    """
+
+    name: str
+    settings: dict[str, Any]
+    setup: dict[str, Any]
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """The settings of a sweep file (TOML); ValueError names the file if it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ValueError(f"sweep config {path} cannot be read as TOML: {error}") from None
+
+
+def _check_type(key: str, value: Any) -> None:
+    """ValueError unless ``value`` has the type ``weakpg train`` takes for setting ``key``.
+
+    Settings ``runspec.DEFAULTS`` does not know are left to ``runspec.make_setup``.
+    """
+    if key not in runspec.DEFAULTS or (value is None and runspec.DEFAULTS[key] is None):
+        return
+    want = _NONE_DEFAULT_TYPES.get(key) or type(runspec.DEFAULTS[key])
+    kinds = (int, float) if want is float else (want,)  # TOML writes 1.0 as 1 too
+    if not isinstance(value, kinds) or (isinstance(value, bool) and want is not bool):
+        nullable = f" or {_NONE!r}" if runspec.DEFAULTS[key] is None else ""
+        hint = f"; to sweep over several values, list them in [{GRID}]" if isinstance(value, list) else ""
+        raise ValueError(f"setting {key} must be of type {want.__name__}{nullable}, got {value!r}{hint}")
+    if key == "seed" and value < 0:
+        raise ValueError(f"setting seed must be an int >= 0, got {value!r}")
+
+
+def _setting(key: str, value: Any) -> Any:
+    """A TOML value as a setting: "none" is None where the default is None; type checked."""
+    if value == _NONE and key in runspec.DEFAULTS and runspec.DEFAULTS[key] is None:
+        value = None
+    _check_type(key, value)
+    return value
+
+
+def _grid(config: Mapping[str, Any]) -> dict[str, list[Any]]:
+    grid = config.get(GRID, {})
+    if not isinstance(grid, Mapping):
+        raise ValueError(f"[{GRID}] must be a table of setting = [values], got {grid!r}")
+    checked = {}
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"[{GRID}] {key} must be a non-empty list of values, got {values!r}")
+        if key in config:
+            raise ValueError(f"setting {key} is given both alone and in [{GRID}]; give it once")
+        checked[key] = [_setting(key, v) for v in values]
+        if any(v in checked[key][:i] for i, v in enumerate(checked[key])):
+            raise ValueError(f"[{GRID}] {key} lists a value twice: {values!r}")
+    return checked
+
+
+def _folder_part(key: str, value: Any) -> str:
+    """``key=value`` with anything but letters, digits and ``.=-`` turned into ``-``."""
+    return re.sub(r"[^A-Za-z0-9.=-]+", "-", f"{key}={_NONE if value is None else value}")
+
+
+def plan(config: Mapping[str, Any], seeds: int | None = None) -> list[Run]:
+    """The runs of a sweep, every setup checked; ValueError before anything runs.
+
+    Args:
+      config: settings (keys of ``runspec.DEFAULTS``) and an optional "grid" mapping
+        settings to lists of values, as ``load_config`` reads them.
+      seeds: train each grid point from seeds 0..seeds-1; the config must not give a
+        seed then. None: the config's seed (or each seed of its grid; default 0).
+
+    Returns the runs in grid order (settings in the order of the file), seed fastest.
+    """
+    if seeds is not None:
+        seeds = validation.check_positive_int("seeds", seeds)
+        if "seed" in config or "seed" in config.get(GRID, {}):
+            raise ValueError("the config gives a seed and --seeds is given too; give seeds in one place")
+    base = {key: _setting(key, value) for key, value in config.items() if key != GRID}
+    grid = _grid(config)
+    varying = [key for key in grid if key != "seed"]
+    planned, names = [], set()
+    for values in itertools.product(*grid.values()):
+        point = dict(zip(grid, values))
+        try:
+            setup = runspec.make_setup({**base, **point})
+        except (ValueError, TypeError) as error:
+            where = ", ".join(f"{k}={v!r}" for k, v in point.items())
+            raise ValueError(f"grid point {where}: {error}" if point else str(error)) from None
+        for seed in range(seeds) if seeds is not None else [setup["seed"]]:
+            settings = {key: setup[key] for key in varying}
+            name = "__".join([*(_folder_part(k, v) for k, v in settings.items()), f"seed{seed}"])
+            if name in names:
+                raise ValueError(f"two runs would share the folder name {name!r}: values of the grid "
+                                 "differ only in characters a folder name cannot hold")
+            names.add(name)
+            planned.append(Run(name, settings, {**setup, "seed": seed}))
+    return planned
+
+
+def run_in_worker(setup: dict[str, Any]) -> dict[str, bytes]:
+    """Train one run in a temporary folder; returns its files' contents by name (``RUN_FILES``)."""
+    with tempfile.TemporaryDirectory(prefix="weakpg-run-") as tmp:
+        run_dir = Path(tmp)
+        runs.write_json(run_dir / runs.CONFIG_FILE, setup)
+        runspec.run(setup, run_dir)
+        return {name: (run_dir / name).read_bytes() for name in RUN_FILES}
+
+
+def _failed(run: Run, error: BaseException) -> RuntimeError:
+    return RuntimeError(f"run {run.name} failed: {type(error).__name__}: {error}")
+
+
+def _local_results(planned: Sequence[Run], workers: int) -> Iterator[tuple[Run, dict[str, bytes]]]:
+    """(run, files) as each run finishes, from a pool of ``workers`` spawned processes.
+
+    On the first failure the runs not yet started are cancelled; the pool waits for the
+    running ones before the error propagates.
+    """
+    with concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(run_in_worker, run.setup): run for run in planned}
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                try:
+                    files = future.result()
+                except Exception as error:
+                    raise _failed(futures[future], error) from error
+                yield futures[future], files
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("the ray backend needs Ray: pip install weakpg[ray]") from None
+    return ray
+
+
+def _ray_results(planned: Sequence[Run], address: str | None) -> Iterator[tuple[Run, dict[str, bytes]]]:
+    """(run, files) as each run finishes, one Ray task with one CPU per run.
+
+    Connects with ``ray.init(address=address)`` and disconnects at the end, unless Ray is
+    already initialised in this process, whose connection is then used and kept.
+    """
+    ray = _import_ray()
+    connect = not ray.is_initialized()
+    if connect:
+        try:
+            ray.init(address=address, include_dashboard=False)
+        except ConnectionError as error:
+            raise ValueError(f"cannot reach a Ray cluster at address {address!r}: {error}") from None
+    try:
+        task = ray.remote(num_cpus=1)(run_in_worker)
+        refs = {task.remote(run.setup): run for run in planned}
+        pending = list(refs)
+        try:
+            while pending:
+                (ref,), pending = ray.wait(pending, num_returns=1)
+                try:
+                    files = ray.get(ref)
+                except ray.exceptions.RayTaskError as error:
+                    raise _failed(refs[ref], error.cause) from error
+                except ray.exceptions.RayError as error:
+                    raise _failed(refs[ref], error) from error
+                yield refs[ref], files
+        finally:
+            for ref in pending:
+                ray.cancel(ref)
+    finally:
+        if connect:
+            ray.shutdown()
+
+
+def _row(run: Run, final: Mapping[str, Any]) -> dict[str, Any]:
+    settings = {key: _NONE if value is None else value for key, value in run.settings.items()}
+    return {"run": run.name, **settings, "seed": run.setup["seed"], **{k: final[k] for k in METRIC_FIELDS}}
+
+
+def run_sweep(config: Mapping[str, Any], out_dir: str | Path, *, seeds: int | None = None,
+              backend: str = "local", address: str | None = None, workers: int | None = None,
+              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run every run of ``plan(config, seeds)`` and collect them into ``out_dir``.
+
+    Args:
+      config: the sweep's settings and grid (``load_config``; see the module docstring).
+      out_dir: a new or empty folder; it appears only when every run has finished.
+      seeds: seeds 0..seeds-1 for every grid point (see ``plan``).
+      backend: "local" (a pool of processes on this machine) or "ray".
+      address: for "ray": the cluster, as ``ray.init`` takes it ("auto", "host:port",
+        "ray://host:port"); None connects to a cluster started on this machine or starts
+        a Ray instance for the sweep.
+      workers: for "local": processes at once (default min(runs, CPUs)).
+      progress: receives one line per finished run.
+
+    Returns the content of ``sweep.json``: {"config", "seeds", "backend", "runs": [{"name",
+    "settings", "seed", "final"}]}, the runs in ``plan`` order. A failing run raises
+    RuntimeError naming it; bad arguments raise ValueError before anything runs.
+    """
+    validation.check_choice("backend", backend, BACKENDS)
+    planned = plan(config, seeds)
+    if backend == "local":
+        if address is not None:
+            raise ValueError(f"address {address!r} is for the ray backend; the local backend takes none")
+        workers = (min(len(planned), os.cpu_count() or 1) if workers is None
+                   else validation.check_positive_int("workers", workers))
+        results = _local_results(planned, workers)
+    else:
+        if workers is not None:
+            raise ValueError(f"workers {workers!r} is for the local backend; on Ray each run is a "
+                             "task with one CPU and the cluster's size sets how many run at once")
+        _import_ray()
+        results = _ray_results(planned, address)
+
+    # ``results`` is a generator: the pool or the Ray connection starts with the loop,
+    # after staged_folder has checked out_dir.
+    with runs.staged_folder(Path(out_dir), OUTPUT_FILES) as staging:
+        finals = {}
+        for done, (run, files) in enumerate(results, start=1):
+            run_dir = staging / "runs" / run.name
+            run_dir.mkdir(parents=True)
+            for name, data in files.items():
+                runs.atomic_write(run_dir / name, data)
+            finals[run.name] = final = runs.read_csv(run_dir / runs.METRICS_FILE)[-1]
+            if progress is not None:
+                progress(f"[{done}/{len(planned)}] {run.name}: episode return {final['episode_return']:.1f}, "
+                         f"J {final['discounted_return']:.2f} after {final['env_steps']:,} env steps "
+                         f"({final['wall_seconds']:.0f} s)")
+        result = {
+            "config": dict(config), "backend": backend,
+            "seeds": sorted({run.setup["seed"] for run in planned}),
+            "runs": [{"name": run.name, "settings": run.settings, "seed": run.setup["seed"],
+                      "final": finals[run.name]} for run in planned],
+        }
+        runs.write_json(staging / "sweep.json", result)
+        runs.write_csv(staging / "summary.csv", [_row(run, finals[run.name]) for run in planned])
+        plotting.plot_runs([staging / "runs" / run.name for run in planned], staging / "curves.png")
+    return result
