@@ -104,3 +104,9 @@ def test_read_csv_keeps_text_columns_as_text(tmp_path):
     runs.write_csv(tmp_path / "t.csv", [{"estimator": "JD coupled", "n": 3, "z": -1.5, "gap": float("inf")}])
     assert runs.read_csv(tmp_path / "t.csv") == [{"estimator": "JD coupled", "n": 3, "z": -1.5,
                                                   "gap": float("inf")}]
+
+
+def test_atomic_files_are_readable_like_plain_files(tmp_path):
+    runs.atomic_write(tmp_path / "a.txt", b"x")
+    (tmp_path / "b.txt").write_bytes(b"x")
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == (tmp_path / "b.txt").stat().st_mode & 0o777

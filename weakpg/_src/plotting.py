@@ -22,7 +22,7 @@ _ESTIMATOR_LABELS = {"jd": "PG-JD", "sf": "PG-SF"}
 _Z95 = 1.96
 _AXIS_LABELS = {"env_steps": "environment steps", "wall_seconds": "wall-clock seconds",
                 "discounted_return": "discounted return J",
-                "episode_return": "episode return (mean action, 200 steps)"}
+                "episode_return": "episode return (mean action)"}
 
 
 @contextlib.contextmanager
