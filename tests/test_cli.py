@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 import weakpg
-from weakpg._src.cli import app
+from weakpg._src.cli import _run_name, app
 
 runner = CliRunner()
 
@@ -68,6 +68,8 @@ def _weakpg(*args: str, cwd=None, **kwargs) -> subprocess.CompletedProcess:
         (["--estimator", "reinforce"], "estimator must be one of 'jd', 'sf', got 'reinforce'"),
         (["--estimator", "sf", "--baseline", "critic"], "baseline must be one of None, 'rollout', 'value'"),
         (["--policy", "cnn"], "policy must be one of 'linear-rbf', 'linear', 'mlp', got 'cnn'"),
+        (["--env", "CartPole-v1"], "features='rbf' needs a bounded observation box"),
+        (["--env", "CartPole-v1", "--policy", "mlp"], "policy 'mlp' is not available for discrete actions"),
     ],
 )
 def test_train_rejects_bad_input_with_one_line(tmp_path, args, message):
@@ -158,3 +160,49 @@ def test_reproduce_quick_writes_figures_table_and_summary(tmp_path):
     assert all(f"| {m} |" in summary for m in ("PG-JD", "PG-SF", "PG-SF + rollout baseline"))
     again = runner.invoke(app, ["reproduce", "pendulum", "--quick", "--out", str(out)])
     assert again.exit_code == 2 and "already holds a previous result" in again.output
+
+
+def test_train_help_names_the_gymnasium_form():
+    result = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "gymnasium:<ID>" in result.output
+
+
+def test_run_folder_names_are_portable():
+    name = _run_name("gymnasium:CartPole-v1", "sf", "rollout", 3)
+    assert re.fullmatch(r"gymnasium-CartPole-v1__sf-rollout__3__\d{8}-\d{6}", name), name
+
+
+def test_reproduce_cartpole_quick_writes_a_discrete_action_study(tmp_path):
+    out = tmp_path / "repro"
+    result = runner.invoke(app, ["reproduce", "cartpole", "--quick", "--seeds", "1",
+                                 "--env-steps", "2000", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    for name in ("curves.png", "curves_discounted.png", "curves.csv", "summary.md"):
+        assert (out / name).stat().st_size > 0
+    summary = (out / "summary.md").read_text()
+    assert "linear softmax policy on CartPole-v1" in summary
+    assert "| Episode return (most likely action, 500 steps) |" in summary
+    assert all(f"| {m} |" in summary for m in ("PG-JD", "PG-SF", "PG-SF + rollout baseline"))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--seeds", "0"], "seeds must be a Python int >= 1, got 0"),
+        (["--env-steps", "0"], "env_steps must be a Python int >= 1, got 0"),
+    ],
+)
+def test_reproduce_rejects_bad_input_with_one_line(tmp_path, args, message):
+    result = runner.invoke(app, ["reproduce", "cartpole", *args, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [f"error: {message}"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sweep_rejects_bad_settings_with_one_line(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text('gamma = "x"\n')
+    result = runner.invoke(app, ["sweep", str(config), "--seeds", "2", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert result.output.strip().startswith("error: ") and "gamma" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "out").exists()

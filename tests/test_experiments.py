@@ -1,4 +1,4 @@
-"""The Pendulum reproduction and its plots: curves, bands, files and validation."""
+"""The learning-curve studies (Pendulum, CartPole) and their plots: curves, bands, files, validation."""
 
 import csv
 import dataclasses
@@ -8,8 +8,9 @@ import matplotlib.image
 import numpy as np
 import pytest
 
+import weakpg
 from weakpg._src import experiments, runs
-from weakpg._src.experiments import METHODS, PENDULUM, reproduce_pendulum
+from weakpg._src.experiments import CARTPOLE, METHODS, PENDULUM, reproduce
 from weakpg._src.plotting import common_grid, mean_and_band, method_label, plot_curves, plot_runs
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -91,12 +92,43 @@ def test_plot_runs_groups_runs_by_method(tmp_path):
     _assert_png(tmp_path / "plot.png")
 
 
+def test_each_study_builds_its_policy_and_checks_its_setup():
+    assert experiments.STUDIES == {"pendulum": PENDULUM, "cartpole": CARTPOLE}
+    pendulum = PENDULUM.make_policy(weakpg.envs.make(PENDULUM.env_id))
+    assert isinstance(pendulum, weakpg.LinearGaussian) and pendulum.features.dim == 126
+    cartpole = CARTPOLE.make_policy(weakpg.envs.make(CARTPOLE.env_id))
+    assert isinstance(cartpole, weakpg.Softmax) and cartpole.features.dim == 4
+    assert (PENDULUM.episode_length, CARTPOLE.episode_length) == (200, 500)
+    with pytest.raises(ValueError, match="episode_length must be a Python int >= 1, got 0"):
+        dataclasses.replace(CARTPOLE, episode_length=0)
+    with pytest.raises(ValueError, match="lr_overrides key must be one of 'PG-JD'"):
+        dataclasses.replace(CARTPOLE, lr_overrides={"REINFORCE": 0.1})
+
+
+@pytest.mark.parametrize(
+    "runner_up, stderr, sentence",
+    [
+        (500.0, 0.0, "PG-JD and PG-SF ended level in episode return (500.0)."),
+        (480.0, 0.0, "the gap of 20.0 is exact"),  # every seed at the ceiling, or at 480
+        (480.0, 5.0, "the gap of 20.0 is 2.8 standard errors, so it exceeds 2 standard errors"),
+        (480.0, math.nan, "with one seed there is no standard error"),
+    ],
+)
+def test_the_summary_compares_the_two_best_methods(runner_up, stderr, sentence):
+    table = {"PG-JD": {"episode_return": 500.0, "episode_return_stderr": stderr},
+             "PG-SF": {"episode_return": runner_up, "episode_return_stderr": stderr},
+             "PG-SF + rollout baseline": {"episode_return": 20.0, "episode_return_stderr": stderr}}
+    comparison = experiments._comparison(table, "episode_return")
+    assert (comparison["best"], comparison["runner_up"]) == ("PG-JD", "PG-SF")
+    assert sentence in experiments._sentence(comparison, "episode return", table, "episode_return")
+
+
 def test_reproduce_validates_before_writing(tmp_path):
     with pytest.raises(ValueError, match="seeds.*0"):
-        reproduce_pendulum(tmp_path / "out", quick=True, seeds=0)
+        reproduce(PENDULUM, tmp_path / "out", quick=True, seeds=0)
     (tmp_path / "out" / "runs").mkdir(parents=True)
     with pytest.raises(ValueError, match="previous result"):
-        reproduce_pendulum(tmp_path / "out", quick=True, seeds=1)
+        reproduce(PENDULUM, tmp_path / "out", quick=True, seeds=1)
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
@@ -106,7 +138,7 @@ def test_reproduce_pendulum_smoke(tmp_path):
     out = tmp_path / "out"
     out.mkdir()  # an empty folder is fine
     messages = []
-    summary = reproduce_pendulum(out, quick=True, seeds=1, progress=messages.append, setup=setup)
+    summary = reproduce(setup, out, quick=True, seeds=1, progress=messages.append)
 
     assert len(messages) == len(METHODS)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # the staging folder is gone
@@ -139,7 +171,7 @@ def test_reproduce_pendulum_smoke(tmp_path):
         assert math.isfinite(entry["episode_return"]) and math.isfinite(entry["discounted_return"])
 
     with pytest.raises(ValueError, match="previous result"):
-        reproduce_pendulum(out, quick=True, seeds=1, setup=setup)
+        reproduce(setup, out, quick=True, seeds=1)
 
 
 def test_a_failed_reproduction_leaves_nothing(tmp_path, monkeypatch):
@@ -149,5 +181,5 @@ def test_a_failed_reproduction_leaves_nothing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(experiments, "train", failing_train)
     with pytest.raises(KeyboardInterrupt, match="mid-run"):
-        reproduce_pendulum(tmp_path / "out", quick=True, seeds=1)
+        reproduce(PENDULUM, tmp_path / "out", quick=True, seeds=1)
     assert list(tmp_path.iterdir()) == []

@@ -71,18 +71,24 @@ def _fail(message: str) -> typer.Exit:
 
 def _run_name(env_id: str, estimator: str, baseline: str | None, seed: int) -> str:
     method = estimator if baseline is None else f"{estimator}-{baseline}"
-    return f"{env_id}__{method}__{seed}__{time.strftime('%Y%m%d-%H%M%S')}"
+    # No ":" from "gymnasium:<ID>": Windows refuses it and scp or rsync read it as a host.
+    return f"{env_id.replace(':', '-')}__{method}__{seed}__{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 @app.command()
 def train(
-    env: str = typer.Option("Pendulum-v1", help="Environment id: Pendulum-v1, CartPole-v1, "
-                            "MountainCarContinuous-v0 or Acrobot-v1."),
+    env: str = typer.Option("Pendulum-v1", help="Environment id: a gymnax one (Pendulum-v1, CartPole-v1, "
+                            "MountainCarContinuous-v0, Acrobot-v1), or gymnasium:<ID> for a gymnasium "
+                            "environment whose state can be saved and restored (e.g. "
+                            "gymnasium:CartPole-v1, gymnasium:HalfCheetah-v5)."),
     estimator: str = typer.Option("jd", help="jd (weak derivative, PG-JD) or sf (score function, PG-SF)."),
     baseline: str = typer.Option("none", help="For sf: none, rollout or value."),
-    policy: str = typer.Option("linear-rbf", help="linear-rbf, linear (identity features) or mlp."),
+    policy: str = typer.Option("linear-rbf", help="linear-rbf, linear (identity features) or mlp; "
+                               "discrete actions get a softmax with logits linear in the features "
+                               "(CartPole: linear, its velocities are unbounded)."),
     gamma: float = typer.Option(0.95, help="Discount factor in (0, 1)."),
-    sigma: float = typer.Option(1.0, help="Initial standard deviation of the Gaussian policy (> 0)."),
+    sigma: float = typer.Option(1.0, help="Initial standard deviation of a Gaussian policy (> 0); "
+                                "unused for discrete actions."),
     learn_sigma: bool = typer.Option(False, help="Learn log-sigma too (Gaussian-scale weak derivative)."),
     batch_size: int = typer.Option(1024, help="Gradient samples per iteration (>= 1)."),
     steps: int = typer.Option(None, help="Number of iterations (gradient steps)."),
@@ -94,7 +100,9 @@ def train(
     optimizer: str = typer.Option("adam", help="sgd (the paper's plain ascent) or adam."),
     max_grad_norm: float = typer.Option(None, help="Clip each gradient estimate to this global norm."),
     eval_every: int = typer.Option(5, help="Evaluate (and checkpoint) every this many iterations."),
-    eval_episodes: int = typer.Option(16, help="Episodes per evaluation, from fixed start states."),
+    eval_episodes: int = typer.Option(16, help="Episodes per evaluation, from fixed start states; each "
+                                      "reports the return of the mean (Gaussian) or most likely (softmax) "
+                                      "action over the task's standard episode."),
     seed: int = typer.Option(0, help="PRNG seed; the same seed and flags give the same numbers."),
     out: Path = typer.Option(Path("runs"), help="Folder that receives the run folder."),
     resume: Path = typer.Option(None, help="Continue the run in this folder from its last checkpoint."),
@@ -154,32 +162,42 @@ reproduce_app = typer.Typer(help="Reproduce the paper's experiments.", no_args_i
 app.add_typer(reproduce_app, name="reproduce")
 
 
-@reproduce_app.command("pendulum")
-def reproduce_pendulum(
-    quick: bool = typer.Option(False, "--quick", help="A short budget (minutes on a laptop)."),
-    seeds: int = typer.Option(None, help="Seeds per method (default 3 with --quick, else 5)."),
-    out: Path = typer.Option(None, help="New or empty output folder "
-                             "(default runs/reproduce-pendulum[-quick]-<time>)."),
-    env_steps: int = typer.Option(None, help="Override the env-step budget of every run."),
-) -> None:
-    """PG-JD against PG-SF (with and without a roll-out baseline) on Pendulum-v1 (paper, Fig. 1)."""
-    from weakpg._src import experiments
+def _add_reproduction(name: str, summary: str) -> None:
+    """Register ``weakpg reproduce <name>``, the study ``experiments.STUDIES[name]``."""
 
-    seeds = seeds if seeds is not None else (3 if quick else 5)
-    if out is None:
-        out = Path("runs") / f"reproduce-pendulum{'-quick' if quick else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
-    try:
-        setup = experiments.PENDULUM
-        if env_steps is not None:
-            budget = validation.check_positive_int("env_steps", env_steps)
-            setup = dataclasses.replace(setup, env_steps=budget, quick_env_steps=budget)
-        result = experiments.reproduce_pendulum(out, quick=quick, seeds=seeds, setup=setup,
-                                                progress=lambda line: typer.echo(line, err=True))
-    except ValueError as error:
-        raise _fail(str(error)) from None
-    typer.echo((out / "summary.md").read_text())
-    typer.echo(f"figures: {out / 'curves.png'} and {out / 'curves_discounted.png'}; "
-               f"table: {out / 'curves.csv'}; {len(result['methods'])} methods x {seeds} seeds")
+    def command(
+        quick: bool = typer.Option(False, "--quick", help="A short budget (minutes on a laptop)."),
+        seeds: int = typer.Option(None, help="Seeds per method (default 3 with --quick, else 5)."),
+        out: Path = typer.Option(None, help="New or empty output folder "
+                                 f"(default runs/reproduce-{name}[-quick]-<time>)."),
+        env_steps: int = typer.Option(None, help="Override the env-step budget of every run."),
+    ) -> None:
+        from weakpg._src import experiments
+
+        seeds = seeds if seeds is not None else (3 if quick else 5)
+        if out is None:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            out = Path("runs") / f"reproduce-{name}{'-quick' if quick else ''}-{stamp}"
+        try:
+            setup = experiments.STUDIES[name]
+            if env_steps is not None:
+                budget = validation.check_positive_int("env_steps", env_steps)
+                setup = dataclasses.replace(setup, env_steps=budget, quick_env_steps=budget)
+            result = experiments.reproduce(setup, out, quick=quick, seeds=seeds,
+                                           progress=lambda line: typer.echo(line, err=True))
+        except ValueError as error:
+            raise _fail(str(error)) from None
+        typer.echo((out / "summary.md").read_text())
+        typer.echo(f"figures: {out / 'curves.png'} and {out / 'curves_discounted.png'}; "
+                   f"table: {out / 'curves.csv'}; {len(result['methods'])} methods x {seeds} seeds")
+
+    reproduce_app.command(name, help=summary)(command)
+
+
+_add_reproduction("pendulum", "Pendulum-v1: PG-JD against PG-SF (with and without a roll-out baseline), "
+                  "the paper's Fig. 1.")
+_add_reproduction("cartpole", "CartPole-v1: PG-JD against PG-SF (with and without a roll-out baseline), "
+                  "discrete actions.")
 
 
 @app.command()
@@ -187,7 +205,7 @@ def plot(
     run_dirs: list[Path] = typer.Argument(..., help="Run folders written by weakpg train."),
     out: Path = typer.Option(Path("curves.png"), help="PNG file to write."),
     discounted: bool = typer.Option(False, help="Plot the discounted return J instead of the "
-                                    "200-step return of the mean action."),
+                                    "episode return of the mean or most likely action."),
 ) -> None:
     """Draw the learning curves of existing runs into one PNG (mean and 95% band per method)."""
     from weakpg._src import plotting
@@ -227,3 +245,31 @@ def study(
             typer.echo(f"[{finding.verdict}] {finding.claim}: {finding.measurement}")
     main_file = report.REPORT_FILE if len(names) > 1 else f"{names[0]}.md"
     typer.echo(f"wrote {out / main_file} and {sum(len(r.files) for r in results)} data and figure files")
+
+
+@app.command("sweep")
+def sweep_runs(
+    config: Path = typer.Argument(..., help="TOML file of train settings (the flags of weakpg train, "
+                                  "as snake_case keys) with an optional [grid] table of lists."),
+    seeds: int = typer.Option(None, help="Train every grid point from seeds 0..SEEDS-1 (default: the "
+                              "seed the file gives, else 0)."),
+    backend: str = typer.Option("local", help="local (processes on this machine) or ray."),
+    address: str = typer.Option(None, help="For ray: the cluster (auto, host:port or ray://host:port); "
+                                "default: a new local Ray instance."),
+    workers: int = typer.Option(None, help="For local: runs at once (default min(runs, CPUs))."),
+    out: Path = typer.Option(None, help="New or empty output folder (default runs/sweep-<config>-<time>)."),
+) -> None:
+    """Train every grid point of a sweep file from several seeds in parallel; collect the run
+    folders, summary.csv, sweep.json and curves.png."""
+    from weakpg._src import sweep
+
+    if out is None:
+        out = Path("runs") / f"sweep-{config.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        result = sweep.run_sweep(sweep.load_config(config), out, seeds=seeds, backend=backend,
+                                 address=address, workers=workers,
+                                 progress=lambda line: typer.echo(line, err=True))
+    except (ValueError, RuntimeError) as error:
+        raise _fail(str(error)) from None
+    typer.echo(f"{out}: {len(result['runs'])} runs ({backend}); table {out / 'summary.csv'}, "
+               f"figure {out / 'curves.png'}")

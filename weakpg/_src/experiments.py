@@ -1,8 +1,11 @@
-"""The paper's numerical study (Section VI, Fig. 1): PG-JD against PG-SF on Pendulum.
+"""Learning-curve studies: PG-JD against PG-SF, from several seeds, on one environment.
 
-``reproduce_pendulum`` trains a linear-Gaussian policy with each method from several
-seeds, evaluates it along the way with common random numbers (``train.make_evaluator``)
-and writes the curves, two figures and a summary table with standard errors across seeds.
+``reproduce(setup, ...)`` trains the policy a ``StudySetup`` describes with each method
+from several seeds, evaluates it along the way with common random numbers
+(``train.make_evaluator``) and writes the curves, two figures and a summary table with
+standard errors across seeds. ``PENDULUM`` is the paper's numerical study (Section VI,
+Fig. 1: a linear-Gaussian policy); ``CARTPOLE`` runs the same study with discrete actions
+(a linear softmax policy, PG-JD through the categorical weak derivative).
 """
 
 from __future__ import annotations
@@ -16,11 +19,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from weakpg._src import plotting, runs, validation
+from weakpg._src.envs.base import Environment
 from weakpg._src.envs.gymnax_envs import GymnaxEnvironment
-from weakpg._src.policies import LinearGaussian
+from weakpg._src.policies import LinearGaussian, Policy, Softmax
 from weakpg._src.train import TrainConfig, train
-
-ENV_ID = "Pendulum-v1"
 
 
 class Method(NamedTuple):
@@ -39,31 +41,25 @@ METHODS = (
 )
 CURVE_FIELDS = ("method", "seed", "iteration", "env_steps", "wall_seconds", "discounted_return",
                 "episode_return")
-OUTPUT_FILES = ("curves.csv", "curves.png", "curves_discounted.png", "summary.md")
-
-_FEATURE_NOTES = {
-    "rbf": ("Gaussian radial basis functions on a grid over Pendulum's bounded observation box "
-            "(cos theta, sin theta, theta dot): the mean stays linear in the parameters, as in the "
-            "paper's linear parametrization, yet can bend around the upright position, which a "
-            "mean linear in the raw observation cannot"),
-    "fourier": "random Fourier features of the observation, linear in the parameters",
-    "identity": "the raw observation (cos theta, sin theta, theta dot): the mean is linear in it",
-}
+OUTPUT_FILES = ("runs", "curves.csv", "curves.png", "curves_discounted.png", "summary.md")
 
 
 @dataclasses.dataclass(frozen=True)
-class PendulumSetup:
-    """Everything the Pendulum study fixes besides the method and the seed.
+class StudySetup:
+    """Everything a study fixes besides the method and the seed.
 
-    Section VI of the paper states the Gaussian policy N(theta^T phi(s), sigma^2) but not
-    its feature map phi, sigma, the step sizes, the batch size or the budget, so all of
-    these are our choices; ``PENDULUM`` holds them, in this one place.
+    The policy is linear in ``features``: a Gaussian N(theta^T phi(s), sigma^2) for
+    continuous actions (the paper's parametrization), a softmax with logits theta^T phi(s)
+    for discrete ones. The paper gives neither phi nor the step sizes, batch size and
+    budget, so these are our choices, each study's in one place (``PENDULUM``,
+    ``CARTPOLE``).
 
     Attributes:
-      features: the feature map of ``LinearGaussian`` ("rbf", "fourier" or "identity").
-      sigma: the policy's standard deviation (its initial value when learned).
-      learn_sigma: learn log sigma along with the mean weights.
-      squash: None (Pendulum clips the action to [-2, 2]) or "tanh".
+      env_id: the gymnax environment, run without time limit.
+      title: what the summary's heading says the study is.
+      provenance: where the settings come from, one or two sentences for the summary.
+      features: the feature map ("rbf", "fourier" or "identity").
+      features_note: why these features, for the summary.
       gamma: discount factor of J and of the gradient estimators.
       batch_size: gradient samples per iteration.
       optimizer: "sgd" or "adam".
@@ -76,12 +72,17 @@ class PendulumSetup:
       quick_env_steps: the budget in quick mode.
       eval_every: iterations between evaluations.
       eval_episodes: episodes per evaluation.
+      episode_length: steps of the reported episode return, the task's standard time limit.
+      sigma: Gaussian policies: the standard deviation (its initial value when learned).
+      learn_sigma: Gaussian policies: learn log sigma along with the mean weights.
+      squash: Gaussian policies: None (the environment clips the action) or "tanh".
     """
 
+    env_id: str
+    title: str
+    provenance: str
     features: str
-    sigma: float
-    learn_sigma: bool
-    squash: str | None
+    features_note: str
     gamma: float
     batch_size: int
     optimizer: str
@@ -93,6 +94,10 @@ class PendulumSetup:
     quick_env_steps: int
     eval_every: int
     eval_episodes: int
+    episode_length: int
+    sigma: float | None = None
+    learn_sigma: bool = False
+    squash: str | None = None
 
     def __post_init__(self):
         for label in self.lr_overrides:
@@ -101,10 +106,18 @@ class PendulumSetup:
         validation.check_positive_int("quick_env_steps", self.quick_env_steps)
         validation.check_positive_int("eval_every", self.eval_every)
         validation.check_positive_int("eval_episodes", self.eval_episodes)
+        validation.check_positive_int("episode_length", self.episode_length)
 
     def budget(self, quick: bool) -> int:
         """Environment steps per run."""
         return self.quick_env_steps if quick else self.env_steps
+
+    def make_policy(self, env: Environment) -> Policy:
+        """Softmax over discrete actions, else ``LinearGaussian`` (each validates its fields)."""
+        if env.discrete:
+            return Softmax(env, features=self.features)
+        return LinearGaussian(env, sigma=self.sigma, features=self.features,
+                              learn_sigma=self.learn_sigma, squash=self.squash)
 
     def train_config(self, method: Method, seed: int) -> TrainConfig:
         """The ``TrainConfig`` of one run (it validates the optimisation fields)."""
@@ -115,11 +128,42 @@ class PendulumSetup:
             max_grad_norm=self.max_grad_norm, seed=seed)
 
 
-PENDULUM = PendulumSetup(
-    features="rbf", sigma=1.0, learn_sigma=False, squash=None, gamma=0.95, batch_size=256,
+PENDULUM = StudySetup(
+    env_id="Pendulum-v1", title="Pendulum (paper, Section VI and Fig. 1)",
+    provenance="The paper does not give its features, step sizes, batch size or budget, so these "
+               "are our choices.",
+    features="rbf",
+    features_note="Gaussian radial basis functions on a grid over Pendulum's bounded observation "
+                  "box (cos theta, sin theta, theta dot): the mean stays linear in the parameters, as "
+                  "in the paper's linear parametrization, yet can bend around the upright position, "
+                  "which a mean linear in the raw observation cannot",
+    sigma=1.0, learn_sigma=False, squash=None, gamma=0.95, batch_size=256,
     optimizer="sgd", lr=0.1, lr_overrides={"PG-SF": 0.05, "PG-SF + rollout baseline": 0.05},
     schedule_power=0.0, max_grad_norm=100.0, env_steps=5_000_000, quick_env_steps=2_000_000,
-    eval_every=5, eval_episodes=16)
+    eval_every=5, eval_episodes=16, episode_length=200)
+ENV_ID = PENDULUM.env_id  # bench/learning.py reads it
+
+# gamma 0.99: at 0.95 every method soon reaches J = 1 / (1 - gamma) = 20 (the pole stays up for
+# the few dozen steps J weighs), so J no longer tells them apart, nor rewards a 500-step balance.
+# Clipping at norm 20 (estimates start near norm 20 to 30): without it a rare large estimate
+# throws the policy onto one action for good, where the softmax's gradient vanishes.
+# Step sizes (sgd, constant): per method the best mean J after 3M env steps over 8 seeds (not
+# the study's) on the grid 0.1, 0.2, 0.3, 0.4, 0.8 (PG-SF: 0.01, 0.02, 0.05, 0.1).
+CARTPOLE = StudySetup(
+    env_id="CartPole-v1", title="CartPole (discrete actions)",
+    provenance="The paper has no discrete-action experiment. This one exercises PG-JD's "
+               "categorical weak derivative (for logit j: pi_j times the return after the point "
+               "mass on action j minus the return after an action drawn from pi); every setting "
+               "is our choice.",
+    features="identity",
+    features_note="the raw observation (cart position and velocity, pole angle and angular "
+                  "velocity): the logits are linear in it, which suffices to balance the pole "
+                  "(CartPole's velocities are unbounded, so an RBF grid does not apply)",
+    gamma=0.99, batch_size=256, optimizer="sgd", lr=0.2,
+    lr_overrides={"PG-SF": 0.02, "PG-SF + rollout baseline": 0.4}, schedule_power=0.0,
+    max_grad_norm=20.0, env_steps=10_000_000, quick_env_steps=3_000_000, eval_every=2,
+    eval_episodes=16, episode_length=500)
+STUDIES = {"pendulum": PENDULUM, "cartpole": CARTPOLE}
 
 
 def _mean_stderr(values: list[float]) -> tuple[float, float]:
@@ -146,7 +190,10 @@ def _comparison(table: dict[str, dict[str, float]], field: str) -> dict[str, Any
     best, second = sorted(table, key=lambda label: table[label][field], reverse=True)[:2]
     gap = table[best][field] - table[second][field]
     stderr = math.hypot(table[best][f"{field}_stderr"], table[second][f"{field}_stderr"])
-    z = gap / stderr if stderr > 0 else math.nan  # nan: a single seed has no standard error
+    if math.isnan(stderr) or stderr > 0:
+        z = gap / stderr  # nan: a single seed has no standard error
+    else:  # every seed of both methods ended at one value (CartPole's ceiling of 500, say)
+        z = math.inf if gap > 0 else 0.0
     return {"best": best, "runner_up": second, "gap": gap, "gap_in_stderr": z,
             "significant": bool(z > 2)}
 
@@ -156,36 +203,52 @@ def _cell(mean: float, stderr: float) -> str:
 
 
 def _sentence(c: dict[str, Any], what: str, table: dict[str, dict[str, float]], field: str) -> str:
+    if c["gap"] == 0:
+        return (f"{c['best']} and {c['runner_up']} ended level in {what} "
+                f"({table[c['best']][field]:.1f}).")
     head = (f"{c['best']} ended highest in {what} ({table[c['best']][field]:.1f} against "
             f"{table[c['runner_up']][field]:.1f} for the runner-up, {c['runner_up']})")
     if math.isnan(c["gap_in_stderr"]):
         return f"{head}; with one seed there is no standard error, so no claim that the gap is real."
+    if math.isinf(c["gap_in_stderr"]):
+        return f"{head}; every seed of each ended at one value, so the gap of {c['gap']:.1f} is exact."
     verdict = "exceeds" if c["significant"] else "does not exceed"
     return (f"{head}; the gap of {c['gap']:.1f} is {c['gap_in_stderr']:.1f} standard errors, so it "
             f"{verdict} 2 standard errors.")
 
 
-def _summary_markdown(setup: PendulumSetup, policy: LinearGaussian, quick: bool, seeds: int,
+def _greedy_action(policy: Policy) -> str:
+    """What evaluation's episode return follows: the zero-noise action of ``policy.act``."""
+    return "most likely action" if isinstance(policy, Softmax) else "mean action"
+
+
+def _policy_sentence(setup: StudySetup, policy: Policy) -> str:
+    if isinstance(policy, Softmax):
+        return f"Policy: softmax over the {policy.num_actions} actions."
+    squash = "tanh-squashed actions" if setup.squash == "tanh" else "actions clipped by the environment"
+    return f"Policy: sigma {setup.sigma:g} ({'learned' if setup.learn_sigma else 'fixed'}), {squash}."
+
+
+def _summary_markdown(setup: StudySetup, policy: Policy, quick: bool, seeds: int,
                       table: dict[str, dict[str, float]], comparisons: dict[str, dict]) -> str:
     budget = setup.budget(quick)
     schedule = f" / (k + 1)^{setup.schedule_power:g}" if setup.schedule_power else ", constant"
     lrs = ", ".join(f"{m.label} {setup.lr_overrides.get(m.label, setup.lr):g}" for m in METHODS)
+    kind = "linear softmax" if isinstance(policy, Softmax) else "linear-Gaussian"
+    greedy = _greedy_action(policy)
     lines = [
-        "# PG-JD against PG-SF on Pendulum (paper, Section VI and Fig. 1)",
+        f"# PG-JD against PG-SF on {setup.title}",
         "",
-        f"Each method trained a linear-Gaussian policy on {ENV_ID} (no time limit: the paper's "
+        f"Each method trained a {kind} policy on {setup.env_id} (no time limit: the paper's "
         f"infinite-horizon discounted problem) from {seeds} seed(s), "
         f"{'quick mode, ' if quick else ''}{budget:,} environment steps per run, phantom roll-outs "
         "included. Evaluations use one fixed set of start states and noise for every method and "
         "iteration (common random numbers): the discounted return J of the stochastic policy (the "
-        "quantity of the paper's Fig. 1) and the undiscounted 200-step return of the mean action "
-        "(what other libraries report for Pendulum-v1).",
+        f"quantity of the paper's Fig. 1) and the undiscounted {setup.episode_length}-step return of "
+        f"the {greedy} (what other libraries report for {setup.env_id}).",
         "",
-        "The paper does not give its features, step sizes, batch size or budget, so these are our "
-        f"choices. Features: {setup.features!r}, {policy.features.dim} of them, "
-        f"{_FEATURE_NOTES.get(setup.features, 'a fixed feature map')}. "
-        f"Policy: sigma {setup.sigma:g} ({'learned' if setup.learn_sigma else 'fixed'}), "
-        f"{'tanh-squashed actions' if setup.squash == 'tanh' else 'actions clipped by the environment'}. "
+        f"{setup.provenance} Features: {setup.features!r}, {policy.features.dim} of them, "
+        f"{setup.features_note}. {_policy_sentence(setup, policy)} "
         f"Optimisation: gamma {setup.gamma:g}, batch {setup.batch_size}, {setup.optimizer}, "
         f"step size alpha_0 ({lrs}){schedule}, "
         f"gradient clipping {setup.max_grad_norm if setup.max_grad_norm is not None else 'none'}; "
@@ -193,8 +256,8 @@ def _summary_markdown(setup: PendulumSetup, policy: LinearGaussian, quick: bool,
         "",
         f"Final evaluation, mean ± standard error across {seeds} seed(s):",
         "",
-        "| Method | Episode return (mean action, 200 steps) | Discounted return J | Env steps | "
-        "Wall seconds |",
+        f"| Method | Episode return ({greedy}, {setup.episode_length} steps) | Discounted return J | "
+        "Env steps | Wall seconds |",
         "|---|---:|---:|---:|---:|",
     ]
     for label, e in table.items():
@@ -213,31 +276,29 @@ def _summary_markdown(setup: PendulumSetup, policy: LinearGaussian, quick: bool,
     return "\n".join(lines)
 
 
-def reproduce_pendulum(out_dir: str | Path, *, quick: bool, seeds: int,
-                       progress: Callable[[str], None] | None = None,
-                       setup: PendulumSetup | None = None) -> dict[str, Any]:
-    """Run the paper's Pendulum study and write its curves, figures and summary.
+def reproduce(setup: StudySetup, out_dir: str | Path, *, quick: bool, seeds: int,
+              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Run the study ``setup`` describes and write its curves, figures and summary.
 
-    Trains every method of ``METHODS`` from seeds 0..seeds-1 with ``setup`` (default
-    ``PENDULUM``), each run in ``out_dir/runs/<method>__seed<seed>/``, then writes
-    ``curves.csv``, ``curves.png`` (episode return), ``curves_discounted.png`` (J, the
-    paper's Fig. 1) and ``summary.md``. Everything is written into a temporary folder
-    beside ``out_dir`` and renamed into place at the end, so an error or an interrupt
-    leaves ``out_dir`` as it was. ``progress`` receives one line per finished run.
+    Trains every method of ``METHODS`` from seeds 0..seeds-1, each run in
+    ``out_dir/runs/<method>__seed<seed>/``, then writes ``curves.csv``, ``curves.png``
+    (episode return), ``curves_discounted.png`` (J, the paper's Fig. 1) and ``summary.md``.
+    Everything is written into a temporary folder beside ``out_dir`` and renamed into
+    place at the end, so an error or an interrupt leaves ``out_dir`` as it was.
+    ``progress`` receives one line per finished run.
 
     Returns {"methods": label -> final-evaluation statistics, "comparisons": field ->
     best method, runner-up and gap in standard errors, "setup", "quick", "seeds",
     "env_steps", "out_dir"}.
     """
     seeds = validation.check_positive_int("seeds", seeds)
-    setup = PENDULUM if setup is None else setup
     out_dir = Path(out_dir)
     runs.check_output_folder(out_dir, OUTPUT_FILES)
     configs = {(m, seed): setup.train_config(m, seed) for m in METHODS for seed in range(seeds)}
-    env = GymnaxEnvironment(ENV_ID)
-    policy = LinearGaussian(env, sigma=setup.sigma, features=setup.features,
-                            learn_sigma=setup.learn_sigma, squash=setup.squash)
+    env = GymnaxEnvironment(setup.env_id)
+    policy = setup.make_policy(env)
     budget = setup.budget(quick)
+    greedy = f"return of the {_greedy_action(policy)} ({setup.episode_length} steps)"
 
     with runs.staged_folder(out_dir, OUTPUT_FILES) as staging:
         curves, finals, curve_rows = {}, {}, []
@@ -245,10 +306,11 @@ def reproduce_pendulum(out_dir: str | Path, *, quick: bool, seeds: int,
             run_dir = staging / "runs" / f"{method.slug}__seed{seed}"
             run_dir.mkdir(parents=True)
             runs.write_json(run_dir / runs.CONFIG_FILE, {
-                "env_id": ENV_ID, "method": method.label, "quick": quick, "env_steps": budget,
+                "env_id": setup.env_id, "method": method.label, "quick": quick, "env_steps": budget,
                 **dataclasses.asdict(config), "setup": dataclasses.asdict(setup)})
             _, rows = train(env, policy, config, env_steps=budget, eval_every=setup.eval_every,
-                            eval_episodes=setup.eval_episodes, run_dir=run_dir)
+                            eval_episodes=setup.eval_episodes, episode_length=setup.episode_length,
+                            run_dir=run_dir)
             curves.setdefault(method.label, []).append(rows)
             finals.setdefault(method.label, []).append(rows[-1])
             curve_rows += [{"method": method.label, "seed": seed, **{k: row[k] for k in CURVE_FIELDS[2:]}}
@@ -263,9 +325,9 @@ def reproduce_pendulum(out_dir: str | Path, *, quick: bool, seeds: int,
         comparisons = {field: _comparison(table, field) for field in ("discounted_return", "episode_return")}
         runs.write_csv(staging / "curves.csv", curve_rows)
         plotting.plot_curves(curves, staging / "curves.png", y="episode_return",
-                             title=f"{ENV_ID}: return of the mean action (200 steps)")
+                             title=f"{setup.env_id}: {greedy}")
         plotting.plot_curves(curves, staging / "curves_discounted.png", y="discounted_return",
-                             title=f"{ENV_ID}: discounted return J (gamma {setup.gamma:g})")
+                             title=f"{setup.env_id}: discounted return J (gamma {setup.gamma:g})")
         runs.atomic_write(staging / "summary.md",
                           _summary_markdown(setup, policy, quick, seeds, table, comparisons).encode())
     return {"methods": table, "comparisons": comparisons, "setup": dataclasses.asdict(setup),

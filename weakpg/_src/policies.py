@@ -30,6 +30,7 @@ Params = Any
 
 FEATURE_NAMES = ("identity", "rbf", "fourier")
 SQUASH_NAMES = (None, "tanh")
+_UNBOUNDED = float(np.finfo(np.float32).max)
 
 
 class Policy(abc.ABC):
@@ -78,10 +79,12 @@ def _make_features(features: str | Features, env: Environment, key: Array) -> Fe
     if features == "fourier":
         return Fourier.random(key, obs_dim, num_features=64)
     low, high = getattr(env, "observation_low", None), getattr(env, "observation_high", None)
-    if low is None or not np.all(np.isfinite(low)) or not np.all(np.isfinite(high)):
+    # Spaces mark an unbounded axis by inf or by float32's largest value (CartPole's
+    # velocities, in gymnax and gymnasium alike); a grid over such an axis cannot see it.
+    if low is None or not np.all(np.abs(np.concatenate([np.ravel(low), np.ravel(high)])) < _UNBOUNDED):
         raise ValueError(
             f"features='rbf' needs a bounded observation box, which {env!r} does not declare; "
-            "pass weakpg.features.RBF(centers, width) instead")
+            "use identity features (policy 'linear') or pass weakpg.features.RBF(centers, width)")
     per_axis = max(2, round(128 ** (1 / obs_dim)))  # about 128 centres: 5 x 5 x 5 on Pendulum
     return RBF.grid(low, high, (per_axis,) * obs_dim)
 

@@ -8,8 +8,9 @@ for deep policies); the schedule then scales its step.
 
 Evaluation runs the policy from fixed start states with fixed noise (common random
 numbers), so curves of different methods and iterations are comparable: the discounted
-return J the paper plots, and the undiscounted 200-step return of the mean action that
-other libraries report for Pendulum-v1.
+return J the paper plots, and the undiscounted return of the mean (Gaussian) or most
+likely (softmax) action over the task's standard episode, what other libraries report
+(200 steps on Pendulum-v1, 500 on CartPole-v1).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from weakpg._src.policies import Params, Policy
 
 Array = jax.Array
 OPTIMIZERS = ("sgd", "adam")
+DEFAULT_EPISODE_LENGTH = 200  # Pendulum-v1's time limit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,20 +138,36 @@ def make_train_step(env: Environment, policy: Policy,
     return step
 
 
-def evaluation_horizon(gamma: float, *, episode_length: int = 200, tolerance: float = 1e-4) -> int:
+def standard_episode_length(env: Environment) -> int:
+    """Steps of the reported episode: the task's standard time limit, ``env.max_episode_steps``.
+
+    The simulator itself has no time limit (the paper's infinite-horizon problem); the
+    limit only fixes what "episode return" means. Environments that declare none get
+    ``DEFAULT_EPISODE_LENGTH``.
+    """
+    return env.max_episode_steps or DEFAULT_EPISODE_LENGTH
+
+
+def evaluation_horizon(gamma: float, *, episode_length: int = DEFAULT_EPISODE_LENGTH,
+                       tolerance: float = 1e-4) -> int:
     """Steps that cover both the episode and the discounted sum up to gamma^H < tolerance."""
     return max(episode_length, math.ceil(math.log(tolerance) / math.log(gamma)))
 
 
 def make_evaluator(env: Environment, policy: Policy, *, gamma: float, key: Array,
-                   num_episodes: int = 64, episode_length: int = 200) -> Callable[[Params], dict[str, Array]]:
+                   num_episodes: int = 64,
+                   episode_length: int | None = None) -> Callable[[Params], dict[str, Array]]:
     """``evaluate(params)``: returns from fixed start states with fixed noise.
 
     "discounted_return": mean of sum_t gamma^t r_t of the stochastic policy (the paper's J,
     truncated where gamma^t < 1e-4); "episode_return": mean undiscounted return of the
-    first ``episode_length`` steps of the mean action (no exploration noise).
+    first ``episode_length`` steps (default ``standard_episode_length(env)``) of the mean
+    action of a Gaussian policy, the most likely action of a softmax one (no exploration).
     """
     validation.check_positive_int("num_episodes", num_episodes)
+    if episode_length is None:
+        episode_length = standard_episode_length(env)
+    validation.check_positive_int("episode_length", episode_length)
     horizon = evaluation_horizon(gamma, episode_length=episode_length)
     discounts = gamma ** jnp.arange(horizon)
 
@@ -195,10 +213,10 @@ def _compiled_step(env: Environment, policy: Policy, config: TrainConfig) -> Cal
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_evaluator(env: Environment, policy: Policy, gamma: float,
-                        num_episodes: int) -> Callable[..., Any]:
+def _compiled_evaluator(env: Environment, policy: Policy, gamma: float, num_episodes: int,
+                        episode_length: int | None) -> Callable[..., Any]:
     return jax.jit(make_evaluator(env, policy, gamma=gamma, key=jax.random.key(EVAL_SEED),
-                                  num_episodes=num_episodes))
+                                  num_episodes=num_episodes, episode_length=episode_length))
 
 
 def _storable(state: TrainState) -> tuple[TrainState, str]:
@@ -216,13 +234,16 @@ def train(
     env_steps: int | None = None,
     eval_every: int = 10,
     eval_episodes: int = 32,
+    episode_length: int | None = None,
     run_dir: str | Path | None = None,
     resume: bool = False,
     callback: Callback | None = None,
 ) -> tuple[TrainState, list[dict[str, float]]]:
     """Run Algorithm 2 until ``iterations`` or ``env_steps`` (whichever comes first).
 
-    Evaluates at iteration 0, every ``eval_every`` iterations and at the end. With
+    Evaluates at iteration 0, every ``eval_every`` iterations and at the end, on
+    ``eval_episodes`` episodes of ``episode_length`` steps (default: the environment's
+    standard episode, ``standard_episode_length(env)``). With
     ``run_dir``, each evaluation appends a row to ``metrics.csv`` and saves a checkpoint;
     ``resume=True`` continues from the last checkpoint and reproduces the rows an
     uninterrupted run writes (all but ``wall_seconds``). ``callback(metrics)`` runs after
@@ -238,7 +259,7 @@ def train(
         validation.check_positive_int("env_steps", env_steps)
     validation.check_positive_int("eval_every", eval_every)
     step = _compiled_step(env, policy, dataclasses.replace(config, seed=0))
-    evaluate = _compiled_evaluator(env, policy, config.gamma, eval_episodes)
+    evaluate = _compiled_evaluator(env, policy, config.gamma, eval_episodes, episode_length)
     state, rows, total_steps, wall_offset = init_state(policy, config), [], 0, 0.0
     run = Path(run_dir) if run_dir is not None else None
     if run is not None and resume:

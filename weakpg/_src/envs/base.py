@@ -24,11 +24,15 @@ class Environment(abc.ABC):
       observation_shape: shape of ``observe(state)``.
       action_shape: shape of one action; ``()`` for discrete actions.
       num_actions: number of actions for a discrete action space, else ``None``.
+      max_episode_steps: the task's standard time limit (Pendulum 200, CartPole 500), used
+        only for the reported episode return; the simulator itself has none. ``None``
+        when the task has no standard length.
     """
 
     observation_shape: tuple[int, ...]
     action_shape: tuple[int, ...]
     num_actions: int | None = None
+    max_episode_steps: int | None = None
 
     @property
     def discrete(self) -> bool:

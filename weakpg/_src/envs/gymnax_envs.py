@@ -53,6 +53,7 @@ class GymnaxEnvironment(Environment):
             self.action_low = jnp.broadcast_to(action_space.low, self.action_shape)
             self.action_high = jnp.broadcast_to(action_space.high, self.action_shape)
         self._episodic = env_id not in _NEVER_TERMINATES
+        self.max_episode_steps = int(self._params.max_steps_in_episode)
 
     def __repr__(self) -> str:
         return f"GymnaxEnvironment({self.env_id!r})"
