@@ -1,6 +1,5 @@
 """Discrete actions end to end: a softmax policy on CartPole-v1, trained by PG-JD and evaluated."""
 
-from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
@@ -35,8 +34,11 @@ def test_greedy_return_counts_cartpoles_500_steps():
 
 
 def test_standard_episode_length_is_the_environments_time_limit():
-    assert standard_episode_length(SimpleNamespace(max_episode_steps=500)) == 500
-    assert standard_episode_length(SimpleNamespace()) == DEFAULT_EPISODE_LENGTH == 200
+    assert standard_episode_length(ENV) == ENV.max_episode_steps == 500
+    assert standard_episode_length(weakpg.envs.make("Pendulum-v1")) == 200
+    lqr = weakpg.envs.LinearQuadratic(A=[[0.9]], B=[[0.5]], Q=[[1.0]], R=[[0.1]], noise_cov=[[0.1]],
+                                      init_cov=[[1.0]])
+    assert lqr.max_episode_steps is None and standard_episode_length(lqr) == DEFAULT_EPISODE_LENGTH == 200
 
 
 def test_pg_jd_learns_to_balance_the_pole():
