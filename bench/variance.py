@@ -8,8 +8,8 @@ baseline and for PG-JD with one action dimension (one phantom pair per dimension
 R independent estimates give the empirical MSE = mean_r ||g_r - grad J||^2 and its
 standard error.
 
-Problems: the scalar LQR of ``weakpg._src.studies.problems`` (exact gradient) at gamma 0.9
-and 0.99, and the Pendulum-v1 test bed of ``weakpg._src.studies.variance`` (RBF features,
+Problems: the scalar LQR of ``weakpg._src.app.studies.problems`` (exact gradient) at gamma 0.9
+and 0.99, and the Pendulum-v1 test bed of ``weakpg._src.app.studies.variance`` (RBF features,
 fixed weights) at gamma 0.95, whose gradient is a large-sample PG-JD reference whose own
 squared error is checked against the MSEs it is used for. The estimators and the step
 accounting are those of the studies (``weakpg study variance`` measures the per-sample
@@ -30,8 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import weakpg
-from weakpg._src.studies import problems, variance
-from weakpg._src.studies.problems import ESTIMATORS, branches_per_sample, num_samples_for_budget
+from weakpg._src.app.studies import problems, variance
+from weakpg._src.app.studies.problems import ESTIMATORS, branches_per_sample, num_samples_for_budget
 
 Array = jax.Array
 Params = Any

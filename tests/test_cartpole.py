@@ -6,9 +6,10 @@ import jax.numpy as jnp
 import pytest
 
 import weakpg
-from weakpg._src import runspec
-from weakpg._src.experiments import CARTPOLE, METHODS
-from weakpg._src.train import DEFAULT_EPISODE_LENGTH, make_evaluator, standard_episode_length, train
+from weakpg._src.app import settings
+from weakpg._src.app.studies.learning_curves import CARTPOLE, METHODS
+from weakpg._src.driver import train
+from weakpg._src.evaluation import DEFAULT_EPISODE_LENGTH, make_evaluator, standard_episode_length
 
 ENV = weakpg.envs.make("CartPole-v1")
 # Push right when theta + 0.3 theta_dot + 0.1 x_dot > 0 (logit of action 1 minus action 0): a
@@ -18,11 +19,11 @@ BALANCING = {"weights": jnp.array([[0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 10.0, 3.0]])
 
 def test_the_study_and_the_cli_use_a_softmax_policy():
     assert isinstance(CARTPOLE.make_policy(ENV), weakpg.Softmax)
-    _, policy, _ = runspec.build(runspec.make_setup({"env": "CartPole-v1", "policy": "linear"}))
+    _, policy = settings.build(settings.from_dict({"env": "CartPole-v1", "policy": "linear"}))
     assert isinstance(policy, weakpg.Softmax) and policy.num_actions == 2
     # CartPole's velocities are unbounded (float32's largest value in the space): no RBF grid.
     with pytest.raises(ValueError, match="features='rbf' needs a bounded observation box.*policy 'linear'"):
-        runspec.make_setup({"env": "CartPole-v1", "policy": "linear-rbf"})
+        settings.build(settings.from_dict({"env": "CartPole-v1", "policy": "linear-rbf"}))
 
 
 def test_greedy_return_counts_cartpoles_500_steps():
@@ -43,7 +44,7 @@ def test_standard_episode_length_is_the_environments_time_limit():
 
 def test_pg_jd_learns_to_balance_the_pole():
     policy = CARTPOLE.make_policy(ENV)
-    config = CARTPOLE.train_config(METHODS[0], seed=0)
+    config = CARTPOLE.train_config(METHODS[0], seed=0, env_steps=CARTPOLE.env_steps)
     assert config.estimator == "jd"
     _, rows = train(ENV, policy, config, iterations=6, eval_every=6, eval_episodes=16,
                     episode_length=CARTPOLE.episode_length)

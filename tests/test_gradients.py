@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import weakpg
-from weakpg._src.studies.unbiased import ActionDependentBaseline
+from weakpg._src.app.studies.unbiased import ActionDependentBaseline
 from weakpg.distributions import Gaussian, WeakDerivative
 from weakpg.envs import FiniteMDP, LinearQuadratic
 from weakpg.testing import assert_unbiased

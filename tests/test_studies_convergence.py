@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from weakpg._src.studies import convergence, problems
-from weakpg._src.studies.base import VERDICTS
+from weakpg._src.app.studies import convergence, problems
+from weakpg._src.app.studies.base import VERDICTS
 
 
 @pytest.fixture(scope="module")

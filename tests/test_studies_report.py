@@ -6,9 +6,9 @@ import pytest
 from typer.testing import CliRunner
 
 from weakpg._src import runs
-from weakpg._src.cli import app
-from weakpg._src.studies import report
-from weakpg._src.studies.base import Finding, StudyResult, findings_table, markdown_table
+from weakpg._src.app.cli import app
+from weakpg._src.app.studies import report
+from weakpg._src.app.studies.base import Finding, StudyResult, findings_table, markdown_table
 
 runner = CliRunner()
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from weakpg._src.studies import samples
+from weakpg._src.app.studies import samples
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -11,9 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from weakpg._src.app.studies import unbiased
+from weakpg._src.app.studies.problems import ESTIMATORS, lqr_problem
 from weakpg._src.distributions import Gaussian, WeakDerivative
-from weakpg._src.studies import unbiased
-from weakpg._src.studies.problems import ESTIMATORS, lqr_problem
 
 LABELS = [e.label for e in ESTIMATORS]
 

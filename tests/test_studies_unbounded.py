@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from weakpg._src.studies import unbounded
-from weakpg._src.studies.base import StudyResult
+from weakpg._src.app.studies import unbounded
+from weakpg._src.app.studies.base import StudyResult
 
 GAMMA = unbounded.GAMMA
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from weakpg._src.studies import problems, variance
+from weakpg._src.app.studies import problems, variance
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TEXT_COLUMNS = ("testbed", "estimator", "comparison", "per", "against")

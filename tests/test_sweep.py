@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from weakpg._src import runs, sweep
+from weakpg._src import runs
+from weakpg._src.app import sweep
 
 TINY = {"env": "Pendulum-v1", "policy": "linear", "batch_size": 32, "env_steps": 2000, "eval_every": 1,
         "eval_episodes": 2}
@@ -27,15 +28,22 @@ def compilation_cache(tmp_path_factory):
 
 
 def test_grid_is_the_cartesian_product_with_seeds_fastest():
-    planned = sweep.plan({**TINY, "grid": {"estimator": ["jd", "sf"], "baseline": ["none", "rollout"]}},
-                         seeds=2)
+    planned = sweep.plan({**TINY, "estimator": "sf", "grid": {"baseline": ["none", "rollout"],
+                                                              "lr": [0.05, 0.1]}}, seeds=2)
     assert [run.name for run in planned] == [
-        f"estimator={e}__baseline={b}__seed{s}" for e in ("jd", "sf") for b in ("none", "rollout")
+        f"baseline={b}__lr={lr}__seed{s}" for b in ("none", "rollout") for lr in (0.05, 0.1)
         for s in (0, 1)]
-    assert planned[2].settings == {"estimator": "jd", "baseline": "rollout"}
-    assert planned[2].setup == {**planned[2].setup, **TINY, "estimator": "jd", "baseline": "rollout",
-                                "seed": 0}
+    assert planned[2].settings == {"baseline": None, "lr": 0.1}
+    assert planned[4].setup == {**planned[4].setup, **TINY, "estimator": "sf", "baseline": "rollout",
+                                "lr": 0.05, "seed": 0}
     assert planned[0].setup["baseline"] is None  # "none" in TOML
+    assert [len(g) for g in sweep.groups(planned)] == [2, 2, 2, 2]  # one program per grid point
+
+
+def test_a_grid_point_that_breaks_a_cross_field_rule_is_named():
+    with pytest.raises(ValueError, match="grid point estimator='jd', baseline='rollout': baseline='rollout' "
+                                         "applies to estimator='sf' only"):
+        sweep.plan({**TINY, "grid": {"estimator": ["jd", "sf"], "baseline": ["none", "rollout"]}})
 
 
 def test_without_seeds_each_point_runs_with_the_files_seed():
@@ -52,11 +60,11 @@ def test_folder_names_hold_only_safe_characters():
 
 
 @pytest.mark.parametrize("config, seeds, message", [
-    ({"gamma": "x"}, None, "setting gamma must be of type float, got 'x'"),
+    ({"gamma": "x"}, None, "gamma must be of type float, got 'x'"),
     ({"estimator": ["jd", "sf"]}, None, "list them in [grid]"),
-    ({"learn_sigma": "yes"}, None, "setting learn_sigma must be of type bool"),
-    ({"batch_size": 32.0}, None, "setting batch_size must be of type int, got 32.0"),
-    ({"max_grad_norm": "x"}, None, "must be of type float or 'none'"),
+    ({"learn_sigma": "yes"}, None, "learn_sigma must be of type bool"),
+    ({"batch_size": 32.0}, None, "batch_size must be of type int, got 32.0"),
+    ({"max_grad_norm": "x"}, None, "max_grad_norm must be of type float or None, got 'x'"),
     ({"bogus": 1}, None, "unknown setting(s) ['bogus']"),
     ({"grid": {"bogus": [1]}}, None, "grid point bogus=1: unknown setting(s) ['bogus']"),
     ({"grid": {"gamma": [0.9, 1.5]}}, None, "grid point gamma=1.5: gamma must lie in (0.0, 1.0), got 1.5"),
@@ -69,8 +77,8 @@ def test_folder_names_hold_only_safe_characters():
     ({"grid": {"baseline": ["none", "rollout", "none"]}}, None, "[grid] baseline lists a value twice"),
     ({"seed": 1}, 2, "the config gives a seed and --seeds is given too"),
     ({"grid": {"seed": [1, 2]}}, 2, "the config gives a seed and --seeds is given too"),
-    ({"seed": -1}, None, "setting seed must be an int >= 0, got -1"),
-    ({}, 0, "seeds must be a Python int >= 1, got 0"),
+    ({"seed": -1}, None, "seed must be an int in [0, 4294967295], got -1"),
+    ({}, 0, "seeds must be an int in [1, inf], got 0"),
 ])
 def test_bad_configs_are_refused_before_anything_runs(config, seeds, message):
     with pytest.raises(ValueError) as error:
@@ -94,7 +102,7 @@ def test_load_config_reads_toml_and_names_a_bad_file(tmp_path):
     ({"backend": "slurm"}, "backend must be one of 'local', 'ray', got 'slurm'"),
     ({"backend": "local", "address": "auto"}, "address 'auto' is for the ray backend"),
     ({"backend": "ray", "workers": 2}, "workers 2 is for the local backend"),
-    ({"workers": 0}, "workers must be a Python int >= 1, got 0"),
+    ({"workers": 0}, "workers must be an int in [1, inf], got 0"),
 ])
 def test_bad_arguments_are_refused_before_anything_runs(tmp_path, kwargs, message):
     with pytest.raises(ValueError) as error:
@@ -161,20 +169,21 @@ def test_ray_sweep_gives_the_local_metrics_for_the_same_seeds(local_sweep, tmp_p
     assert (out / "curves.png").is_file() and (out / "summary.csv").is_file()
 
 
-def fail_seed_one(setup: dict) -> dict[str, bytes]:
-    """A worker that ends seed 0 at once with one evaluation and crashes on seed 1.
+def fail_seed_one(setups: list[dict]) -> list[dict[str, bytes]]:
+    """A worker that crashes on a grid point whose seeds include seed 1.
 
     The spawned processes import it from this module by name.
     """
-    if setup["seed"] == 1:
+    if any(setup["seed"] == 1 for setup in setups):
         raise FloatingPointError("simulator diverged")
     metrics = "iteration,env_steps,wall_seconds,discounted_return,episode_return\n0,0,0.1,-1.0,-2.0\n"
-    return {runs.CONFIG_FILE: json.dumps(setup).encode(), runs.METRICS_FILE: metrics.encode()}
+    return [{runs.CONFIG_FILE: json.dumps(setup).encode(), runs.METRICS_FILE: metrics.encode()}
+            for setup in setups]
 
 
 def test_a_failing_run_leaves_no_output_and_is_named(tmp_path, monkeypatch):
     monkeypatch.setattr(sweep, "run_in_worker", fail_seed_one)
     out = tmp_path / "out"
-    with pytest.raises(RuntimeError, match=r"run seed1 failed: FloatingPointError: simulator diverged"):
+    with pytest.raises(RuntimeError, match=r"run seed0, seed1 failed: FloatingPointError: simulator"):
         sweep.run_sweep(TINY, out, seeds=2, workers=1)
     assert list(tmp_path.iterdir()) == []  # neither out nor its staging folder

@@ -1,48 +1,39 @@
-"""weakpg: policy gradients from score functions and weak derivatives, in JAX."""
+"""weakpg: policy gradients from score functions and weak derivatives, in JAX.
 
+Names are loaded on first use (PEP 562), so ``import weakpg`` and the command line's
+``--help`` stay fast; ``from weakpg import Gaussian`` works as usual.
+"""
+
+import importlib
 from importlib.metadata import PackageNotFoundError, version
-
-from weakpg import distributions as distributions
-from weakpg import envs as envs
-from weakpg import estimators as estimators
-from weakpg import features as features
-from weakpg import gradients as gradients
-from weakpg import policies as policies
-from weakpg import rollouts as rollouts
-from weakpg import testing as testing
-from weakpg import train as train
-from weakpg.distributions import Bernoulli, Categorical, Gaussian, Poisson
-from weakpg.estimators import GradientEstimate, pathwise, score_function, weak_derivative
-from weakpg.gradients import PolicyGradientEstimate, estimate_gradient, make_gradient_estimator
-from weakpg.policies import LinearGaussian, MLPGaussian, Softmax
+from typing import Any
 
 try:
     __version__ = version("weakpg")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-__all__ = [
-    "Bernoulli",
-    "Categorical",
-    "Gaussian",
-    "GradientEstimate",
-    "LinearGaussian",
-    "MLPGaussian",
-    "Poisson",
-    "PolicyGradientEstimate",
-    "Softmax",
-    "distributions",
-    "envs",
-    "estimate_gradient",
-    "estimators",
-    "features",
-    "gradients",
-    "make_gradient_estimator",
-    "pathwise",
-    "policies",
-    "rollouts",
-    "score_function",
-    "testing",
-    "train",
-    "weak_derivative",
-]
+_SUBMODULES = ("distributions", "envs", "estimators", "features", "gradients", "policies", "rollouts",
+               "testing", "train")
+_NAMES = {
+    "Bernoulli": "distributions", "Categorical": "distributions", "Gaussian": "distributions",
+    "Poisson": "distributions",
+    "GradientEstimate": "estimators", "pathwise": "estimators", "score_function": "estimators",
+    "weak_derivative": "estimators",
+    "PolicyGradientEstimate": "gradients", "estimate_gradient": "gradients",
+    "make_gradient_estimator": "gradients",
+    "LinearGaussian": "policies", "MLPGaussian": "policies", "Softmax": "policies",
+}
+__all__ = sorted([*_SUBMODULES, *_NAMES])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"weakpg.{name}")
+    if name in _NAMES:
+        return getattr(importlib.import_module(f"weakpg.{_NAMES[name]}"), name)
+    raise AttributeError(f"module 'weakpg' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

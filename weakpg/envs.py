@@ -1,24 +1,29 @@
-"""Simulators with explicit, copyable state (gymnax convention)."""
+"""Simulators with explicit, copyable state (gymnax convention).
 
-from weakpg._src import validation
+gymnax and gymnasium are imported when an environment of theirs is made (or one of the
+gymnasium names below is first used), not with this module.
+"""
+
+from typing import Any
+
 from weakpg._src.envs.base import Environment as Environment
 from weakpg._src.envs.finite_mdp import FiniteMDP as FiniteMDP
-from weakpg._src.envs.gymnasium_envs import GYMNASIUM_PREFIX as GYMNASIUM_PREFIX
-from weakpg._src.envs.gymnasium_envs import GymnasiumEnvironment as GymnasiumEnvironment
-from weakpg._src.envs.gymnasium_envs import GymnasiumState as GymnasiumState
-from weakpg._src.envs.gymnasium_envs import from_gymnasium as from_gymnasium
 from weakpg._src.envs.gymnax_envs import GYMNAX_IDS as GYMNAX_IDS
 from weakpg._src.envs.gymnax_envs import GymnaxEnvironment as GymnaxEnvironment
 from weakpg._src.envs.linear_quadratic import LinearQuadratic as LinearQuadratic
+from weakpg._src.envs.registry import GYMNASIUM_PREFIX as GYMNASIUM_PREFIX
+from weakpg._src.envs.registry import make as make
+
+_GYMNASIUM_NAMES = ("GymnasiumEnvironment", "GymnasiumState", "from_gymnasium")
 
 
-def make(env_id: str) -> Environment:
-    """The environment with this id, run without time limit.
+def __getattr__(name: str) -> Any:
+    if name in _GYMNASIUM_NAMES:
+        from weakpg._src.envs import gymnasium_envs
 
-    One of ``GYMNAX_IDS`` (pure JAX), or ``"gymnasium:<ID>"`` for a gymnasium environment
-    through ``from_gymnasium`` (classic control and MuJoCo, e.g. "gymnasium:HalfCheetah-v5").
-    """
-    if isinstance(env_id, str) and env_id.startswith(GYMNASIUM_PREFIX):
-        return from_gymnasium(env_id.removeprefix(GYMNASIUM_PREFIX))
-    validation.check_choice("env_id", env_id, GYMNAX_IDS + (f"{GYMNASIUM_PREFIX}<ID>",))
-    return GymnaxEnvironment(env_id)
+        return getattr(gymnasium_envs, name)
+    raise AttributeError(f"module 'weakpg.envs' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_GYMNASIUM_NAMES])

@@ -36,14 +36,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from weakpg._src import validation
+from weakpg._src.config import BASELINES, ESTIMATORS
 from weakpg._src.envs.base import Environment
 from weakpg._src.policies import Params, Policy
 from weakpg._src.rollouts import Jobs, geometric_horizon, run_jobs
 
 Array = jax.Array
 
-ESTIMATORS = ("jd", "sf")
-BASELINES = (None, "rollout", "value")
 _RIDGE = 1e-3
 
 

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from weakpg._src import validation
+from weakpg._src.config import POLICY_NAMES
 from weakpg._src.distributions import Categorical, Distribution, Gaussian
 from weakpg._src.envs.base import Environment
 from weakpg._src.features import RBF, Features, Fourier, Identity
@@ -241,7 +242,6 @@ class Softmax(Policy):
         return jnp.argmax(dist_params["logits"] + noise, axis=-1)
 
 
-POLICY_NAMES = ("linear-rbf", "linear", "mlp")
 
 
 def make_policy(env: Environment, name: str, *, sigma: float = 1.0, learn_sigma: bool = False) -> Policy:

@@ -62,7 +62,6 @@ from gymnasium import spaces
 
 from weakpg._src.envs.base import Array, Environment
 
-GYMNASIUM_PREFIX = "gymnasium:"
 SUPPORTED = ("classic control (CartPole, Pendulum, MountainCar, MountainCarContinuous, Acrobot) "
              "and MuJoCo (any gymnasium.envs.mujoco.MujocoEnv: InvertedPendulum, HalfCheetah, "
              "Hopper, ...)")

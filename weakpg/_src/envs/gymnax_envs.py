@@ -14,10 +14,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-import gymnax
 import jax
 import jax.numpy as jnp
-from gymnax.environments import spaces
 
 from weakpg._src import validation
 from weakpg._src.envs.base import Array, Environment
@@ -39,6 +37,9 @@ class GymnaxEnvironment(Environment):
     def __init__(self, env_id: str):
         validation.check_choice("env_id", env_id, GYMNAX_IDS)
         self.env_id = env_id
+        import gymnax  # here, not at import: it loads seaborn and scipy.stats
+        from gymnax.environments import spaces
+
         self._env, self._params = gymnax.make(env_id)
         action_space = self._env.action_space(self._params)
         observation_space = self._env.observation_space(self._params)

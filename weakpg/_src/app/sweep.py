@@ -1,6 +1,6 @@
 """Seed and config sweeps: many ``weakpg train`` runs, in local processes or on Ray.
 
-A sweep is a TOML file of ``weakpg train`` settings, the keys of ``runspec.DEFAULTS``,
+A sweep is a TOML file of ``weakpg train`` settings, the fields of ``settings.RunConfig``,
 and an optional ``[grid]`` table mapping settings to lists of values. Every point of the
 grid (the cartesian product of its lists) is trained from seeds 0..seeds-1::
 
@@ -28,12 +28,13 @@ The output folder holds, once every run has finished (nothing at all if one fail
     summary.csv    one row per run: its name, the settings that vary, seed, final metrics
     curves.png     learning curves, the runs of one estimator and baseline averaged
 
-Each run executes ``runspec.run`` in a worker, in a temporary folder, and returns its
+The seeds of one grid point train together in a worker, as one vmapped program (one
+compilation, ``weakpg.train.train_seeds``), in a temporary folder, and return their
 files as bytes; the driver writes them, so workers need no disk shared with the driver
 (a Ray cluster of several machines). Backends: "local" runs a pool of processes on this
-machine (started with "spawn": JAX is not fork-safe); "ray" runs each run as a Ray task
-with one CPU, on the cluster at ``address`` (``pip install weakpg[ray]``; every node needs
-weakpg installed). A script that calls ``run_sweep`` on the local backend needs the
+machine (started with "spawn": JAX is not fork-safe); "ray" runs each grid point as a
+Ray task with one CPU, on the cluster at ``address`` (``pip install weakpg[ray]``; every
+node needs weakpg installed). A script that calls ``run_sweep`` on the local backend needs the
 ``if __name__ == "__main__":`` guard that "spawn" asks for.
 
 A run's metrics depend only on its setup: on either backend they equal those of
@@ -55,16 +56,15 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from weakpg._src import plotting, runs, runspec, validation
-from weakpg._src.train import METRIC_FIELDS
+from weakpg._src import runs
+from weakpg._src.app import plotting, settings
+from weakpg._src.config import check_choice, check_int_range
+from weakpg._src.driver import METRIC_FIELDS
 
 BACKENDS = ("local", "ray")
 GRID = "grid"
 RUN_FILES = (runs.CONFIG_FILE, runs.METRICS_FILE, runs.CHECKPOINT_FILE)
 OUTPUT_FILES = ("runs", "sweep.json", "summary.csv", "curves.png")
-# The TOML type of each setting whose default is None; every other takes its default's type.
-_NONE_DEFAULT_TYPES = {"baseline": str, "iterations": int, "env_steps": int, "max_grad_norm": float}
-_NONE = "none"
 
 
 class Run(NamedTuple):
@@ -73,7 +73,7 @@ class Run(NamedTuple):
     Attributes:
       name: its folder name under ``runs/``, unique in the sweep.
       settings: the values of the grid's settings at this run (seed excluded).
-      setup: the complete setup, checked by ``runspec.make_setup``.
+      setup: the complete flat settings (``settings.to_dict``), checked.
     """
 
     name: str
@@ -90,31 +90,6 @@ def load_config(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"sweep config {path} cannot be read as TOML: {error}") from None
 
 
-def _check_type(key: str, value: Any) -> None:
-    """ValueError unless ``value`` has the type ``weakpg train`` takes for setting ``key``.
-
-    Settings ``runspec.DEFAULTS`` does not know are left to ``runspec.make_setup``.
-    """
-    if key not in runspec.DEFAULTS or (value is None and runspec.DEFAULTS[key] is None):
-        return
-    want = _NONE_DEFAULT_TYPES.get(key) or type(runspec.DEFAULTS[key])
-    kinds = (int, float) if want is float else (want,)  # TOML writes 1.0 as 1 too
-    if not isinstance(value, kinds) or (isinstance(value, bool) and want is not bool):
-        nullable = f" or {_NONE!r}" if runspec.DEFAULTS[key] is None else ""
-        hint = f"; to sweep over several values, list them in [{GRID}]" if isinstance(value, list) else ""
-        raise ValueError(f"setting {key} must be of type {want.__name__}{nullable}, got {value!r}{hint}")
-    if key == "seed" and value < 0:
-        raise ValueError(f"setting seed must be an int >= 0, got {value!r}")
-
-
-def _setting(key: str, value: Any) -> Any:
-    """A TOML value as a setting: "none" is None where the default is None; type checked."""
-    if value == _NONE and key in runspec.DEFAULTS and runspec.DEFAULTS[key] is None:
-        value = None
-    _check_type(key, value)
-    return value
-
-
 def _grid(config: Mapping[str, Any]) -> dict[str, list[Any]]:
     grid = config.get(GRID, {})
     if not isinstance(grid, Mapping):
@@ -125,22 +100,29 @@ def _grid(config: Mapping[str, Any]) -> dict[str, list[Any]]:
             raise ValueError(f"[{GRID}] {key} must be a non-empty list of values, got {values!r}")
         if key in config:
             raise ValueError(f"setting {key} is given both alone and in [{GRID}]; give it once")
-        checked[key] = [_setting(key, v) for v in values]
-        if any(v in checked[key][:i] for i, v in enumerate(checked[key])):
+        if any(v in values[:i] for i, v in enumerate(values)):
             raise ValueError(f"[{GRID}] {key} lists a value twice: {values!r}")
+        checked[key] = values
     return checked
 
 
 def _folder_part(key: str, value: Any) -> str:
     """``key=value`` with anything but letters, digits and ``.=-`` turned into ``-``."""
-    return re.sub(r"[^A-Za-z0-9.=-]+", "-", f"{key}={_NONE if value is None else value}")
+    return re.sub(r"[^A-Za-z0-9.=-]+", "-", f"{key}={settings.NONE if value is None else value}")
+
+
+def _checked(point: Mapping[str, Any]) -> dict[str, Any]:
+    """The flat settings of a grid point, checked by the schema and against its environment."""
+    config = settings.from_dict(point)
+    settings.build(config)
+    return settings.to_dict(config)
 
 
 def plan(config: Mapping[str, Any], seeds: int | None = None) -> list[Run]:
     """The runs of a sweep, every setup checked; ValueError before anything runs.
 
     Args:
-      config: settings (keys of ``runspec.DEFAULTS``) and an optional "grid" mapping
+      config: settings (fields of ``settings.RunConfig``) and an optional "grid" mapping
         settings to lists of values, as ``load_config`` reads them.
       seeds: train each grid point from seeds 0..seeds-1; the config must not give a
         seed then. None: the config's seed (or each seed of its grid; default 0).
@@ -148,60 +130,86 @@ def plan(config: Mapping[str, Any], seeds: int | None = None) -> list[Run]:
     Returns the runs in grid order (settings in the order of the file), seed fastest.
     """
     if seeds is not None:
-        seeds = validation.check_positive_int("seeds", seeds)
+        check_int_range("seeds", seeds, 1)
         if "seed" in config or "seed" in config.get(GRID, {}):
             raise ValueError("the config gives a seed and --seeds is given too; give seeds in one place")
-    base = {key: _setting(key, value) for key, value in config.items() if key != GRID}
+    base = {key: value for key, value in config.items() if key != GRID}
+    for key, value in base.items():
+        if isinstance(value, list):
+            raise ValueError(f"setting {key} is a list, {value!r}; to sweep over several values, "
+                             f"list them in [{GRID}]")
     grid = _grid(config)
     varying = [key for key in grid if key != "seed"]
     planned, names = [], set()
     for values in itertools.product(*grid.values()):
         point = dict(zip(grid, values))
         try:
-            setup = runspec.make_setup({**base, **point})
-        except (ValueError, TypeError) as error:
+            setup = _checked({**base, **point})
+            if seeds is not None:
+                _checked({**base, **point, "seed": seeds - 1})
+        except ValueError as error:
             where = ", ".join(f"{k}={v!r}" for k, v in point.items())
             raise ValueError(f"grid point {where}: {error}" if point else str(error)) from None
         for seed in range(seeds) if seeds is not None else [setup["seed"]]:
-            settings = {key: setup[key] for key in varying}
-            name = "__".join([*(_folder_part(k, v) for k, v in settings.items()), f"seed{seed}"])
+            point_settings = {key: setup[key] for key in varying}
+            name = "__".join([*(_folder_part(k, v) for k, v in point_settings.items()), f"seed{seed}"])
             if name in names:
                 raise ValueError(f"two runs would share the folder name {name!r}: values of the grid "
                                  "differ only in characters a folder name cannot hold")
             names.add(name)
-            planned.append(Run(name, settings, {**setup, "seed": seed}))
+            planned.append(Run(name, point_settings, {**setup, "seed": seed}))
     return planned
 
 
-def run_in_worker(setup: dict[str, Any]) -> dict[str, bytes]:
-    """Train one run in a temporary folder; returns its files' contents by name (``RUN_FILES``)."""
+def groups(planned: Sequence[Run]) -> list[list[Run]]:
+    """The runs that differ only in their seed, each list one worker's program."""
+    by_point: dict[str, list[Run]] = {}
+    for run in planned:
+        key = repr(sorted((k, v) for k, v in run.setup.items() if k != "seed"))
+        by_point.setdefault(key, []).append(run)
+    return list(by_point.values())
+
+
+def run_in_worker(setups: list[dict[str, Any]]) -> list[dict[str, bytes]]:
+    """Train the seeds of one grid point in one program, in a temporary folder.
+
+    Returns each run's files' contents by name (``RUN_FILES``), in the order of ``setups``.
+    """
+    from weakpg._src.driver import train_seeds
+
+    config = settings.from_dict(setups[0])
+    env, policy = settings.build(config)
     with tempfile.TemporaryDirectory(prefix="weakpg-run-") as tmp:
-        run_dir = Path(tmp)
-        runs.write_json(run_dir / runs.CONFIG_FILE, setup)
-        runspec.run(setup, run_dir)
-        return {name: (run_dir / name).read_bytes() for name in RUN_FILES}
+        run_dirs = [Path(tmp) / str(i) for i in range(len(setups))]
+        for run_dir, setup in zip(run_dirs, setups):
+            run_dir.mkdir()
+            runs.write_json(run_dir / runs.CONFIG_FILE, setup)
+        train_seeds(env, policy, config.train, seeds=[s["seed"] for s in setups], run_dirs=run_dirs)
+        return [{name: (d / name).read_bytes() for name in RUN_FILES} for d in run_dirs]
 
 
-def _failed(run: Run, error: BaseException) -> RuntimeError:
-    return RuntimeError(f"run {run.name} failed: {type(error).__name__}: {error}")
+def _failed(group: Sequence[Run], error: BaseException) -> RuntimeError:
+    names = ", ".join(run.name for run in group)
+    return RuntimeError(f"run {names} failed: {type(error).__name__}: {error}")
 
 
 def _local_results(planned: Sequence[Run], workers: int) -> Iterator[tuple[Run, dict[str, bytes]]]:
-    """(run, files) as each run finishes, from a pool of ``workers`` spawned processes.
+    """(run, files) as each grid point finishes, from a pool of ``workers`` spawned processes.
 
     On the first failure the runs not yet started are cancelled; the pool waits for the
     running ones before the error propagates.
     """
     with concurrent.futures.ProcessPoolExecutor(
             workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(run_in_worker, run.setup): run for run in planned}
+        futures = {pool.submit(run_in_worker, [run.setup for run in group]): group
+                   for group in groups(planned)}
         try:
             for future in concurrent.futures.as_completed(futures):
                 try:
                     files = future.result()
                 except Exception as error:
                     raise _failed(futures[future], error) from error
-                yield futures[future], files
+                yield from zip(futures[future], files)
         finally:
             for future in futures:
                 future.cancel()
@@ -216,7 +224,7 @@ def _import_ray() -> Any:
 
 
 def _ray_results(planned: Sequence[Run], address: str | None) -> Iterator[tuple[Run, dict[str, bytes]]]:
-    """(run, files) as each run finishes, one Ray task with one CPU per run.
+    """(run, files) as each grid point finishes, one Ray task with one CPU per grid point.
 
     Connects with ``ray.init(address=address)`` and disconnects at the end, unless Ray is
     already initialised in this process, whose connection is then used and kept.
@@ -230,7 +238,7 @@ def _ray_results(planned: Sequence[Run], address: str | None) -> Iterator[tuple[
             raise ValueError(f"cannot reach a Ray cluster at address {address!r}: {error}") from None
     try:
         task = ray.remote(num_cpus=1)(run_in_worker)
-        refs = {task.remote(run.setup): run for run in planned}
+        refs = {task.remote([run.setup for run in group]): group for group in groups(planned)}
         pending = list(refs)
         try:
             while pending:
@@ -241,7 +249,7 @@ def _ray_results(planned: Sequence[Run], address: str | None) -> Iterator[tuple[
                     raise _failed(refs[ref], error.cause) from error
                 except ray.exceptions.RayError as error:
                     raise _failed(refs[ref], error) from error
-                yield refs[ref], files
+                yield from zip(refs[ref], files)
         finally:
             for ref in pending:
                 ray.cancel(ref)
@@ -251,8 +259,8 @@ def _ray_results(planned: Sequence[Run], address: str | None) -> Iterator[tuple[
 
 
 def _row(run: Run, final: Mapping[str, Any]) -> dict[str, Any]:
-    settings = {key: _NONE if value is None else value for key, value in run.settings.items()}
-    return {"run": run.name, **settings, "seed": run.setup["seed"], **{k: final[k] for k in METRIC_FIELDS}}
+    values = {key: settings.NONE if value is None else value for key, value in run.settings.items()}
+    return {"run": run.name, **values, "seed": run.setup["seed"], **{k: final[k] for k in METRIC_FIELDS}}
 
 
 def run_sweep(config: Mapping[str, Any], out_dir: str | Path, *, seeds: int | None = None,
@@ -275,13 +283,14 @@ def run_sweep(config: Mapping[str, Any], out_dir: str | Path, *, seeds: int | No
     "settings", "seed", "final"}]}, the runs in ``plan`` order. A failing run raises
     RuntimeError naming it; bad arguments raise ValueError before anything runs.
     """
-    validation.check_choice("backend", backend, BACKENDS)
+    check_choice("backend", backend, BACKENDS)
     planned = plan(config, seeds)
     if backend == "local":
         if address is not None:
             raise ValueError(f"address {address!r} is for the ray backend; the local backend takes none")
-        workers = (min(len(planned), os.cpu_count() or 1) if workers is None
-                   else validation.check_positive_int("workers", workers))
+        if workers is not None:
+            check_int_range("workers", workers, 1)
+        workers = min(len(groups(planned)), os.cpu_count() or 1) if workers is None else workers
         results = _local_results(planned, workers)
     else:
         if workers is not None:

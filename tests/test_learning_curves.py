@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 import weakpg
-from weakpg._src import experiments, runs
-from weakpg._src.experiments import CARTPOLE, METHODS, PENDULUM, reproduce
-from weakpg._src.plotting import common_grid, mean_and_band, method_label, plot_curves, plot_runs
+from weakpg._src import runs
+from weakpg._src.app.plotting import common_grid, mean_and_band, method_label, plot_curves, plot_runs
+from weakpg._src.app.studies import learning_curves
+from weakpg._src.app.studies.learning_curves import CARTPOLE, METHODS, PENDULUM, reproduce
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -93,7 +94,7 @@ def test_plot_runs_groups_runs_by_method(tmp_path):
 
 
 def test_each_study_builds_its_policy_and_checks_its_setup():
-    assert experiments.STUDIES == {"pendulum": PENDULUM, "cartpole": CARTPOLE}
+    assert learning_curves.STUDIES == {"pendulum": PENDULUM, "cartpole": CARTPOLE}
     pendulum = PENDULUM.make_policy(weakpg.envs.make(PENDULUM.env_id))
     assert isinstance(pendulum, weakpg.LinearGaussian) and pendulum.features.dim == 126
     cartpole = CARTPOLE.make_policy(weakpg.envs.make(CARTPOLE.env_id))
@@ -118,9 +119,9 @@ def test_the_summary_compares_the_two_best_methods(runner_up, stderr, sentence):
     table = {"PG-JD": {"episode_return": 500.0, "episode_return_stderr": stderr},
              "PG-SF": {"episode_return": runner_up, "episode_return_stderr": stderr},
              "PG-SF + rollout baseline": {"episode_return": 20.0, "episode_return_stderr": stderr}}
-    comparison = experiments._comparison(table, "episode_return")
+    comparison = learning_curves._comparison(table, "episode_return")
     assert (comparison["best"], comparison["runner_up"]) == ("PG-JD", "PG-SF")
-    assert sentence in experiments._sentence(comparison, "episode return", table, "episode_return")
+    assert sentence in learning_curves._sentence(comparison, "episode return", table, "episode_return")
 
 
 def test_reproduce_validates_before_writing(tmp_path):
@@ -175,11 +176,11 @@ def test_reproduce_pendulum_smoke(tmp_path):
 
 
 def test_a_failed_reproduction_leaves_nothing(tmp_path, monkeypatch):
-    def failing_train(env, policy, config, *, run_dir, **kwargs):
-        runs.write_csv(run_dir / runs.METRICS_FILE, _rows([0], [-1000.0]))
+    def failing_train(env, policy, config, *, run_dirs, **kwargs):
+        runs.write_csv(run_dirs[0] / runs.METRICS_FILE, _rows([0], [-1000.0]))
         raise KeyboardInterrupt("stopped mid-run")
 
-    monkeypatch.setattr(experiments, "train", failing_train)
+    monkeypatch.setattr(learning_curves, "train_seeds", failing_train)
     with pytest.raises(KeyboardInterrupt, match="mid-run"):
         reproduce(PENDULUM, tmp_path / "out", quick=True, seeds=1)
     assert list(tmp_path.iterdir()) == []

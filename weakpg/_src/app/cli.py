@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import os
 import time
+import typing
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -13,7 +17,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 import weakpg
-from weakpg._src import validation
+from weakpg._src import config as schema_checks
 
 app = typer.Typer(
     help="weakpg: policy gradients from score functions and weak derivatives.",
@@ -30,12 +34,36 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def cache_dir() -> Path:
+    """Where the command line keeps JAX's persistent compilation cache."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "weakpg" / "jax"
+
+
+def _use_compilation_cache(enabled: bool) -> None:
+    """Turn JAX's persistent compilation cache on (in ``cache_dir()``) or off.
+
+    Set through JAX's environment variables before JAX is imported; a
+    ``JAX_COMPILATION_CACHE_DIR`` the user set wins. Every compiled program is cached,
+    however fast it compiled.
+    """
+    if not enabled:
+        os.environ["JAX_ENABLE_COMPILATION_CACHE"] = "false"
+        return
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(cache_dir()))
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+
+
 @app.callback()
 def main(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    compile_cache: bool = typer.Option(
+        True, help="Keep compiled programs in JAX's persistent cache (JAX_COMPILATION_CACHE_DIR, "
+        "else ~/.cache/weakpg/jax), so a second run skips most compiling."),
 ) -> None:
     """weakpg: policy gradients from score functions and weak derivatives."""
+    _use_compilation_cache(compile_cache)
 
 
 @app.command()
@@ -47,7 +75,7 @@ def demo(
     """Estimate d/dtheta E[f(z)] with every estimator and print it next to the exact value."""
     import jax
 
-    from weakpg._src.demo import run_demo
+    from weakpg._src.app.demo import run_demo
 
     rows = run_demo(jax.random.key(seed), samples)
     console = Console()
@@ -75,95 +103,143 @@ def _run_name(env_id: str, estimator: str, baseline: str | None, seed: int) -> s
     return f"{env_id.replace(':', '-')}__{method}__{seed}__{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-@app.command()
-def train(
-    env: str = typer.Option("Pendulum-v1", help="Environment id: a gymnax one (Pendulum-v1, CartPole-v1, "
-                            "MountainCarContinuous-v0, Acrobot-v1), or gymnasium:<ID> for a gymnasium "
-                            "environment whose state can be saved and restored (e.g. "
-                            "gymnasium:CartPole-v1, gymnasium:HalfCheetah-v5)."),
-    estimator: str = typer.Option("jd", help="jd (weak derivative, PG-JD) or sf (score function, PG-SF)."),
-    baseline: str = typer.Option("none", help="For sf: none, rollout or value."),
-    policy: str = typer.Option("linear-rbf", help="linear-rbf, linear (identity features) or mlp; "
-                               "discrete actions get a softmax with logits linear in the features "
-                               "(CartPole: linear, its velocities are unbounded)."),
-    gamma: float = typer.Option(0.95, help="Discount factor in (0, 1)."),
-    sigma: float = typer.Option(1.0, help="Initial standard deviation of a Gaussian policy (> 0); "
-                                "unused for discrete actions."),
-    learn_sigma: bool = typer.Option(False, help="Learn log-sigma too (Gaussian-scale weak derivative)."),
-    batch_size: int = typer.Option(1024, help="Gradient samples per iteration (>= 1)."),
-    steps: int = typer.Option(None, help="Number of iterations (gradient steps)."),
-    env_steps: int = typer.Option(None, help="Budget of environment steps; training stops at the first "
-                                  "of --steps and --env-steps (default --env-steps 1000000)."),
-    lr: float = typer.Option(0.05, help="Initial step size alpha_0 (> 0)."),
-    schedule: float = typer.Option(
-        0.0, help="p in alpha_k = alpha_0 / (k + 1)^p, in [0, 1]; 0 keeps the step constant."),
-    optimizer: str = typer.Option("adam", help="sgd (the paper's plain ascent) or adam."),
-    max_grad_norm: float = typer.Option(None, help="Clip each gradient estimate to this global norm."),
-    eval_every: int = typer.Option(5, help="Evaluate (and checkpoint) every this many iterations."),
-    eval_episodes: int = typer.Option(16, help="Episodes per evaluation, from fixed start states; each "
-                                      "reports the return of the mean (Gaussian) or most likely (softmax) "
-                                      "action over the task's standard episode."),
-    seed: int = typer.Option(0, help="PRNG seed; the same seed and flags give the same numbers."),
-    out: Path = typer.Option(Path("runs"), help="Folder that receives the run folder."),
-    resume: Path = typer.Option(None, help="Continue the run in this folder from its last checkpoint."),
-) -> None:
-    """Train a policy with stochastic gradient ascent (Algorithm 2) and record a run folder."""
-    from weakpg._src import runs, runspec
+def _train(settings: dict[str, Any], seeds: int, out: Path, resume: list[Path] | None) -> None:
+    """``weakpg train``: check everything, write the run folders, then compile and train."""
+    from weakpg._src import runs
+    from weakpg._src.app import settings as schema
+    from weakpg._src.config import MAX_SEED, check_int_range
 
     try:
-        if resume is not None:
-            setup = runs.open_run(resume)
-            if not (resume / runs.CHECKPOINT_FILE).is_file():
-                raise ValueError(f"{resume} has no checkpoint to resume from")
-            runspec.build(setup)
-            run_dir = resume
+        if resume:
+            configs = [schema.from_dict(runs.open_run(path)) for path in resume]
+            for path in resume:
+                if not (path / runs.CHECKPOINT_FILE).is_file():
+                    raise ValueError(f"{path} has no checkpoint to resume from")
+            common = {dataclasses.replace(c.train, seed=0) for c in configs}
+            if len({(c.env, c.policy, c.sigma, c.learn_sigma) for c in configs}) > 1 or len(common) > 1:
+                raise ValueError("the runs given to --resume differ in more than their seed; resume "
+                                 "them one at a time")
+            config, seed_list, run_dirs = configs[0], [c.train.seed for c in configs], list(resume)
+            env, policy = schema.build(config)
         else:
-            setup = runspec.make_setup({
-                "env": env, "policy": policy, "sigma": sigma, "learn_sigma": learn_sigma,
-                "iterations": steps, "env_steps": env_steps, "eval_every": eval_every,
-                "eval_episodes": eval_episodes, "estimator": estimator,
-                "baseline": None if baseline == "none" else baseline, "gamma": gamma,
-                "batch_size": batch_size, "optimizer": optimizer, "lr": lr, "schedule_power": schedule,
-                "max_grad_norm": max_grad_norm, "seed": seed})
-            run_dir = out / _run_name(setup["env"], setup["estimator"], setup["baseline"], setup["seed"])
-            run_dir.mkdir(parents=True, exist_ok=False)
-            runs.write_json(run_dir / runs.CONFIG_FILE, setup)
+            config = schema.from_dict(settings)
+            check_int_range("seeds", seeds, 1)
+            check_int_range("seed + seeds - 1", config.train.seed + seeds - 1, 0, MAX_SEED)
+            env, policy = schema.build(config)
+            seed_list = list(range(config.train.seed, config.train.seed + seeds))
+            run_dirs = [out / _run_name(config.env, config.train.estimator, config.train.baseline, s)
+                        for s in seed_list]
+            for run_dir in run_dirs:
+                run_dir.mkdir(parents=True, exist_ok=False)
+            for seed, run_dir in zip(seed_list, run_dirs):
+                flat = schema.to_dict(config)
+                runs.write_json(run_dir / runs.CONFIG_FILE, {**flat, "seed": seed})
     except (ValueError, FileExistsError, OSError) as error:
         raise _fail(str(error)) from None
 
-    # The bar counts whichever budget bounds the run, in its own unit.
-    by_steps = setup["env_steps"] is not None
-    unit, total = ("env steps", setup["env_steps"]) if by_steps else ("iterations", setup["iterations"])
-    latest = {"episode_return": float("nan")}
+    from weakpg._src.driver import train_seeds
+
+    budget = config.train
+    by_steps = budget.env_steps is not None  # the bar counts whichever budget bounds the run
+    unit, total = ("env steps", budget.env_steps) if by_steps else ("iterations", budget.iterations)
+    latest: dict[int, dict[str, float]] = {}
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                   TextColumn(f"{{task.completed:,.0f}}/{{task.total:,.0f}} {unit}"),
                   TextColumn("{task.fields[rate]}"), TextColumn("return {task.fields[ret]}"),
-                  TimeElapsedColumn(), console=Console(stderr=True)) as bar:
-        task = bar.add_task(run_dir.name[:40], total=total, rate="", ret="")
+                  TimeElapsedColumn(), console=Console(stderr=True), transient=True) as bar:
+        label = run_dirs[0].name[:40] + (f" (+{len(run_dirs) - 1} seeds)" if len(run_dirs) > 1 else "")
+        task = bar.add_task(label, total=total, rate="", ret="")
         started = time.perf_counter()
 
-        def on_iteration(metrics: dict[str, float]) -> None:
-            latest.update(metrics)
-            rate = metrics["iteration"] / max(time.perf_counter() - started, 1e-9)
-            bar.update(task, completed=metrics["env_steps"] if by_steps else metrics["iteration"],
-                       rate=f"{rate:.1f} it/s", ret=f"{latest['episode_return']:.1f}")
+        def on_row(row: dict[str, float]) -> None:
+            latest[row["seed"]] = row
+            slowest = min(latest.values(), key=lambda r: r["env_steps" if by_steps else "iteration"])
+            rate = slowest["iteration"] / max(time.perf_counter() - started, 1e-9)
+            bar.update(task, completed=slowest["env_steps" if by_steps else "iteration"],
+                       rate=f"{rate:.1f} it/s", ret=f"{slowest['episode_return']:.1f}")
 
         try:
-            rows = runspec.run(setup, run_dir, resume=resume is not None, callback=on_iteration)
+            _, rows = train_seeds(env, policy, config.train, seeds=seed_list, run_dirs=run_dirs,
+                                  resume=bool(resume), callback=on_row)
         except ValueError as error:
             raise _fail(str(error)) from None
-    last = rows[-1]
-    typer.echo(f"{run_dir}: {last['iteration']} iterations, {last['env_steps']:,} env steps, "
-               f"{last['wall_seconds']:.1f} s, episode return {last['episode_return']:.1f}, "
-               f"discounted return {last['discounted_return']:.2f}")
+    for run_dir, seed_rows in zip(run_dirs, rows):
+        last = seed_rows[-1]
+        typer.echo(f"{run_dir}: {last['iteration']} iterations, {last['env_steps']:,} env steps, "
+                   f"{last['wall_seconds']:.1f} s, episode return {last['episode_return']:.1f}, "
+                   f"discounted return {last['discounted_return']:.2f}")
 
 
-reproduce_app = typer.Typer(help="Reproduce the paper's experiments.", no_args_is_help=True)
+def _nullable(kind: type) -> typing.Callable[[str], Any]:
+    """A parser of a value of ``kind``, or "none" for None."""
+
+    def parse(value: Any) -> Any:
+        if value is None or value == "none" or isinstance(value, kind):
+            return None if value == "none" else value
+        try:
+            return kind(value)
+        except ValueError:
+            raise typer.BadParameter(f"{value!r} is not a valid {kind.__name__} or 'none'") from None
+
+    return parse
+
+
+def _setting_option(name: str) -> inspect.Parameter:
+    """The ``weakpg train`` option of one setting of the schema, with its default and help."""
+    from weakpg._src.app import settings as schema
+
+    field, annotation = schema.SETTINGS[name]
+    flag = "--" + name.replace("_", "-")
+    kind = next(a for a in typing.get_args(annotation) or (annotation,) if a is not type(None))
+    if kind is bool:
+        option = typer.Option(field.default, f"{flag}/--no-{name.replace('_', '-')}",
+                              help=field.metadata["help"])
+    elif schema.is_nullable(name):
+        option = typer.Option(schema.NONE if field.default is None else field.default, flag,
+                              help=field.metadata["help"], parser=_nullable(kind),
+                              metavar=f"{kind.__name__.upper()}|none")
+    else:
+        option = typer.Option(field.default, flag, help=field.metadata["help"])
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option,
+                             annotation=Any if schema.is_nullable(name) else kind)
+
+
+def _register_train() -> None:
+    """``weakpg train``: an option per setting of ``RunConfig``, plus seeds, out and resume."""
+    from weakpg._src.app import settings as schema
+
+    extra = {
+        "seeds": (int, typer.Option(1, help="Train seeds --seed ... --seed + SEEDS - 1 in one vmapped "
+                                    "program (one compilation), one run folder each.")),
+        "out": (Path, typer.Option(Path("runs"), help="Folder that receives the run folders.")),
+        "resume": (list[Path] | None, typer.Option(None, help="Continue the run in this folder from its "
+                                                   "last checkpoint (repeat it for the seeds of one "
+                                                   "multi-seed run); the other options are ignored.")),
+    }
+    params = [_setting_option(name) for name in schema.SETTINGS]
+    params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=o, annotation=a)
+               for n, (a, o) in extra.items()]
+
+    def train(**kwargs: Any) -> None:
+        """Train a policy with stochastic gradient ascent (Algorithm 2) and record a run folder per
+        seed."""
+        settings = {name: kwargs[name] for name in schema.SETTINGS}
+        _train(settings, kwargs["seeds"], kwargs["out"], kwargs["resume"])
+
+    train.__signature__ = inspect.Signature(params)
+    train.__annotations__ = {p.name: p.annotation for p in params}
+    app.command()(train)
+
+
+_register_train()
+
+
+reproduce_app = typer.Typer(help="Reproduce the paper's learning_curves.", no_args_is_help=True)
 app.add_typer(reproduce_app, name="reproduce")
 
 
 def _add_reproduction(name: str, summary: str) -> None:
-    """Register ``weakpg reproduce <name>``, the study ``experiments.STUDIES[name]``."""
+    """Register ``weakpg reproduce <name>``, the study ``learning_curves.STUDIES[name]``."""
 
     def command(
         quick: bool = typer.Option(False, "--quick", help="A short budget (minutes on a laptop)."),
@@ -172,18 +248,19 @@ def _add_reproduction(name: str, summary: str) -> None:
                                  f"(default runs/reproduce-{name}[-quick]-<time>)."),
         env_steps: int = typer.Option(None, help="Override the env-step budget of every run."),
     ) -> None:
-        from weakpg._src import experiments
+        from weakpg._src.app.studies import learning_curves
 
         seeds = seeds if seeds is not None else (3 if quick else 5)
         if out is None:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             out = Path("runs") / f"reproduce-{name}{'-quick' if quick else ''}-{stamp}"
         try:
-            setup = experiments.STUDIES[name]
+            setup = learning_curves.STUDIES[name]
             if env_steps is not None:
-                budget = validation.check_positive_int("env_steps", env_steps)
+                schema_checks.check_int_range("env_steps", env_steps, 1)
+                budget = env_steps
                 setup = dataclasses.replace(setup, env_steps=budget, quick_env_steps=budget)
-            result = experiments.reproduce(setup, out, quick=quick, seeds=seeds,
+            result = learning_curves.reproduce(setup, out, quick=quick, seeds=seeds,
                                            progress=lambda line: typer.echo(line, err=True))
         except ValueError as error:
             raise _fail(str(error)) from None
@@ -208,7 +285,7 @@ def plot(
                                     "episode return of the mean or most likely action."),
 ) -> None:
     """Draw the learning curves of existing runs into one PNG (mean and 95% band per method)."""
-    from weakpg._src import plotting
+    from weakpg._src.app import plotting
 
     try:
         plotting.plot_runs(run_dirs, out, y="discounted_return" if discounted else "episode_return")
@@ -228,14 +305,14 @@ def study(
 ) -> None:
     """Measure one of the paper's theoretical claims (or all of them) and write CSV, PNG and
     markdown; `all` also writes report.md, the table of claims against measurements."""
-    from weakpg._src.studies import report
+    from weakpg._src.app.studies import report
 
     names = list(report.STUDIES) if name == "all" else [name]
     if out is None:
         out = Path("runs") / f"study-{name}{'-quick' if quick else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
     try:
         if name != "all":
-            validation.check_choice("study", name, [*report.STUDIES, "all"])
+            schema_checks.check_choice("study", name, [*report.STUDIES, "all"])
         results = report.run_studies(names, out, quick=quick, seed=seed,
                                      progress=lambda line: typer.echo(line, err=True))
     except ValueError as error:
@@ -261,7 +338,7 @@ def sweep_runs(
 ) -> None:
     """Train every grid point of a sweep file from several seeds in parallel; collect the run
     folders, summary.csv, sweep.json and curves.png."""
-    from weakpg._src import sweep
+    from weakpg._src.app import sweep
 
     if out is None:
         out = Path("runs") / f"sweep-{config.stem}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -18,11 +18,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from weakpg._src import plotting, runs, validation
+from weakpg._src import runs, validation
+from weakpg._src.app import plotting
+from weakpg._src.config import TrainConfig
+from weakpg._src.driver import train_seeds
 from weakpg._src.envs.base import Environment
 from weakpg._src.envs.gymnax_envs import GymnaxEnvironment
 from weakpg._src.policies import LinearGaussian, Policy, Softmax
-from weakpg._src.train import TrainConfig, train
 
 
 class Method(NamedTuple):
@@ -119,13 +121,14 @@ class StudySetup:
         return LinearGaussian(env, sigma=self.sigma, features=self.features,
                               learn_sigma=self.learn_sigma, squash=self.squash)
 
-    def train_config(self, method: Method, seed: int) -> TrainConfig:
+    def train_config(self, method: Method, seed: int, env_steps: int) -> TrainConfig:
         """The ``TrainConfig`` of one run (it validates the optimisation fields)."""
         return TrainConfig(
             estimator=method.estimator, baseline=method.baseline, gamma=self.gamma,
             batch_size=self.batch_size, optimizer=self.optimizer,
             lr=self.lr_overrides.get(method.label, self.lr), schedule_power=self.schedule_power,
-            max_grad_norm=self.max_grad_norm, seed=seed)
+            max_grad_norm=self.max_grad_norm, seed=seed, iterations=None,
+            env_steps=env_steps, eval_every=self.eval_every, eval_episodes=self.eval_episodes)
 
 
 PENDULUM = StudySetup(
@@ -294,7 +297,7 @@ def reproduce(setup: StudySetup, out_dir: str | Path, *, quick: bool, seeds: int
     seeds = validation.check_positive_int("seeds", seeds)
     out_dir = Path(out_dir)
     runs.check_output_folder(out_dir, OUTPUT_FILES)
-    configs = {(m, seed): setup.train_config(m, seed) for m in METHODS for seed in range(seeds)}
+    setup.train_config(METHODS[0], 0, setup.budget(quick))  # checks the settings before any work
     env = GymnaxEnvironment(setup.env_id)
     policy = setup.make_policy(env)
     budget = setup.budget(quick)
@@ -302,24 +305,27 @@ def reproduce(setup: StudySetup, out_dir: str | Path, *, quick: bool, seeds: int
 
     with runs.staged_folder(out_dir, OUTPUT_FILES) as staging:
         curves, finals, curve_rows = {}, {}, []
-        for (method, seed), config in configs.items():
-            run_dir = staging / "runs" / f"{method.slug}__seed{seed}"
-            run_dir.mkdir(parents=True)
-            runs.write_json(run_dir / runs.CONFIG_FILE, {
-                "env_id": setup.env_id, "method": method.label, "quick": quick, "env_steps": budget,
-                **dataclasses.asdict(config), "setup": dataclasses.asdict(setup)})
-            _, rows = train(env, policy, config, env_steps=budget, eval_every=setup.eval_every,
-                            eval_episodes=setup.eval_episodes, episode_length=setup.episode_length,
-                            run_dir=run_dir)
-            curves.setdefault(method.label, []).append(rows)
-            finals.setdefault(method.label, []).append(rows[-1])
-            curve_rows += [{"method": method.label, "seed": seed, **{k: row[k] for k in CURVE_FIELDS[2:]}}
-                           for row in rows]
-            if progress is not None:
-                last = rows[-1]
-                progress(f"{method.label} seed {seed}: episode return {last['episode_return']:.1f}, "
-                         f"J {last['discounted_return']:.1f} after {last['env_steps']:,} env steps "
-                         f"({last['wall_seconds']:.0f} s)")
+        for method in METHODS:  # the seeds of a method: one vmapped program, one compilation
+            config = setup.train_config(method, 0, budget)
+            run_dirs = [staging / "runs" / f"{method.slug}__seed{seed}" for seed in range(seeds)]
+            for seed, run_dir in enumerate(run_dirs):
+                run_dir.mkdir(parents=True)
+                runs.write_json(run_dir / runs.CONFIG_FILE, {
+                    "env_id": setup.env_id, "method": method.label, "quick": quick, "env_steps": budget,
+                    **dataclasses.asdict(dataclasses.replace(config, seed=seed)),
+                    "setup": dataclasses.asdict(setup)})
+            _, seed_rows = train_seeds(env, policy, config, seeds=range(seeds), run_dirs=run_dirs,
+                                       episode_length=setup.episode_length)
+            for seed, rows in enumerate(seed_rows):
+                curves.setdefault(method.label, []).append(rows)
+                finals.setdefault(method.label, []).append(rows[-1])
+                curve_rows += [{"method": method.label, "seed": seed,
+                                **{k: row[k] for k in CURVE_FIELDS[2:]}} for row in rows]
+                if progress is not None:
+                    last = rows[-1]
+                    progress(f"{method.label} seed {seed}: episode return {last['episode_return']:.1f}, "
+                             f"J {last['discounted_return']:.1f} after {last['env_steps']:,} env steps "
+                             f"({last['wall_seconds']:.0f} s)")
 
         table = _summarise(finals)
         comparisons = {field: _comparison(table, field) for field in ("discounted_return", "episode_return")}

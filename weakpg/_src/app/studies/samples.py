@@ -25,10 +25,11 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from weakpg._src import plotting, runs
+from weakpg._src import runs
+from weakpg._src.app import plotting
+from weakpg._src.app.studies import problems
+from weakpg._src.app.studies.base import Finding, StudyResult, markdown_table
 from weakpg._src.gradients import make_gradient_estimator
-from weakpg._src.studies import problems
-from weakpg._src.studies.base import Finding, StudyResult, markdown_table
 
 NAME = "samples"
 TITLE = "Sample complexity (Corollary 6): environment steps per iteration"

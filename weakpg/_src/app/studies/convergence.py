@@ -1,6 +1,6 @@
 """Theorems 4-5: stochastic gradient ascent with diminishing steps, measured on the LQR.
 
-Algorithm 2 (``train.make_train_step``) runs theta_{k+1} = theta_k + alpha_k g_k with
+Algorithm 2 (``train.make_train_chunk``) runs theta_{k+1} = theta_k + alpha_k g_k with
 alpha_k = alpha_0 / (k + 1)^p from a fixed gain K_0 on the scalar LQR, where
 grad J(K) is exact (``LinearQuadratic.exact_gradient``) and the optimum K* solves the
 discounted Riccati equation. For every method and p, many seeds run in one vmapped scan
@@ -19,7 +19,6 @@ there has left the problem, is counted and reported, and is left out of the mean
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import time
 from collections.abc import Callable
@@ -30,10 +29,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from weakpg._src import plotting, runs, train
-from weakpg._src.envs.linear_quadratic import LinearQuadratic
-from weakpg._src.studies import problems
-from weakpg._src.studies.base import (
+from weakpg._src import runs, train
+from weakpg._src.app import plotting
+from weakpg._src.app.studies import problems
+from weakpg._src.app.studies.base import (
     QUICK_COMPILER_OPTIONS,
     SINGLE_THREADED_EIGEN,
     Finding,
@@ -41,6 +40,7 @@ from weakpg._src.studies.base import (
     markdown_table,
     verdict,
 )
+from weakpg._src.envs.linear_quadratic import LinearQuadratic
 
 NAME = "convergence"
 TITLE = "Convergence (Theorems 4-5): diminishing-step gradient ascent on the LQR"
@@ -104,24 +104,22 @@ class Runs(NamedTuple):
 def train_runs(key: jax.Array, problem: problems.Problem, options: dict, *, lr: float,
                batch_size: int, powers: tuple[float, ...], num_seeds: int, iterations: int,
                compiler_options: dict[str, Any] | None = None) -> Runs:
-    """Algorithm 2 from ``problem.params`` for every p in ``powers`` and ``num_seeds`` seeds."""
-    base = train.TrainConfig(**options, gamma=problem.gamma, batch_size=batch_size, lr=lr)
+    """Algorithm 2 from ``problem.params`` for every p in ``powers`` and ``num_seeds`` seeds.
+
+    ``train.make_train_chunk`` with an evaluation every iteration that records the gain;
+    p is a traced input, so every p and seed share one compilation.
+    """
+    config = train.TrainConfig(**options, gamma=problem.gamma, batch_size=batch_size, lr=lr,
+                               optimizer="sgd", max_grad_norm=None, iterations=iterations,
+                               env_steps=None, eval_every=1)
+    chunk = train.make_train_chunk(problem.env, problem.policy, config, num_intervals=iterations,
+                                   evaluate=lambda params: {"weights": params["weights"]})
 
     def one_run(run_key: jax.Array, power: jax.Array) -> tuple[jax.Array, ...]:
-        # p is a tracer here (TrainConfig checks only concrete values), so every p shares
-        # one compilation of the step.
-        config = dataclasses.replace(base, schedule_power=power)
-        step = train.make_train_step(problem.env, problem.policy, config)
-        params = problem.params
-        state = train.TrainState(params, train.make_optimizer(config).init(params), run_key,
-                                 jnp.zeros((), jnp.int32))
-
-        def body(state: train.TrainState, _: None) -> tuple[train.TrainState, tuple[jax.Array, ...]]:
-            state, metrics = step(state)
-            noise = metrics["step_size"] * metrics["grad_stderr_norm"]
-            return state, (state.params["weights"], metrics["env_steps"], noise)
-
-        return jax.lax.scan(body, state, None, length=iterations)[1]
+        start = train.init_state(problem.policy, config, key=run_key)._replace(params=problem.params)
+        _, rows = chunk(start, train.Hyper(jnp.float32(lr), power))
+        steps = jnp.diff(rows["env_steps"])
+        return rows["weights"][1:], steps, rows["step_size"][1:] * rows["grad_stderr_norm"][1:]
 
     keys = jax.random.split(key, len(powers) * num_seeds)
     power = jnp.repeat(jnp.asarray(powers, jnp.float32), num_seeds)

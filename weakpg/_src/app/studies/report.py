@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from weakpg._src import runs
-from weakpg._src.studies.base import StudyResult, findings_table
+from weakpg._src.app.studies.base import StudyResult, findings_table
 
-# name -> what it measures; each is the module weakpg._src.studies.<name> with run(...).
+# name -> what it measures; each is the module weakpg._src.app.studies.<name> with run(...).
 STUDIES = {
     "unbiased": "Theorem 3 and the baseline argument: every estimator's mean against the exact "
                 "gradient",
@@ -30,7 +30,7 @@ REPORT_FILE = "report.md"
 
 
 def _study(name: str) -> Callable[..., StudyResult]:
-    return importlib.import_module(f"weakpg._src.studies.{name}").run
+    return importlib.import_module(f"weakpg._src.app.studies.{name}").run
 
 
 def section(result: StudyResult, heading: str = "#") -> str:

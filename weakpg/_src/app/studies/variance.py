@@ -26,15 +26,16 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from weakpg._src import plotting, runs, testing
+from weakpg._src import runs, testing
+from weakpg._src.app import plotting
+from weakpg._src.app.studies import problems
+from weakpg._src.app.studies.base import QUICK_COMPILER_OPTIONS, Finding, StudyResult, markdown_table, verdict
+from weakpg._src.app.studies.problems import flatten
 from weakpg._src.envs.base import Environment
 from weakpg._src.envs.gymnax_envs import GymnaxEnvironment
 from weakpg._src.features import RBF, Features
 from weakpg._src.gradients import PolicyGradientEstimate, make_gradient_estimator
 from weakpg._src.policies import LinearGaussian, Params
-from weakpg._src.studies import problems
-from weakpg._src.studies.base import QUICK_COMPILER_OPTIONS, Finding, StudyResult, markdown_table, verdict
-from weakpg._src.studies.problems import flatten
 
 Array = jax.Array
 

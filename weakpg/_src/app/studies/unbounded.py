@@ -32,16 +32,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from weakpg._src import plotting, runs
+from weakpg._src import runs
+from weakpg._src.app import plotting
+from weakpg._src.app.studies import problems
+from weakpg._src.app.studies.base import Finding, StudyResult, markdown_table
+from weakpg._src.app.studies.problems import Estimator
+from weakpg._src.config import TrainConfig
 from weakpg._src.distributions import Gaussian
 from weakpg._src.envs.linear_quadratic import LinearQuadratic
 from weakpg._src.estimators import score_function, weak_derivative
 from weakpg._src.gradients import PolicyGradientEstimate, make_gradient_estimator
 from weakpg._src.policies import LinearGaussian
-from weakpg._src.studies import problems
-from weakpg._src.studies.base import Finding, StudyResult, markdown_table
-from weakpg._src.studies.problems import Estimator
-from weakpg._src.train import TrainConfig, init_state, make_train_step
+from weakpg._src.train import Hyper, init_state, make_train_chunk
 
 NAME = "unbounded"
 TITLE = "The closing remark (Sec. VI): gradient samples and learning with unbounded states"
@@ -211,19 +213,16 @@ def learning_gains(key: jax.Array, policy: LinearGaussian, learner: Estimator, b
     start from LEARNING_START with alpha_k = alpha_0 / (k + 1)^0.6.
     """
     start = jnp.asarray(LEARNING_START, jnp.float32)
+    config = TrainConfig(gamma=GAMMA, batch_size=batch_size, optimizer="sgd", schedule_power=0.6,
+                         iterations=budget.iterations, env_steps=None, eval_every=1, **learner.options)
+    chunk = make_train_chunk(LEARNING_ENV, policy, config, num_intervals=budget.iterations,
+                             evaluate=lambda params: {"weights": params["weights"]})
 
     @jax.jit
     def run(rate: jax.Array, run_key: jax.Array) -> jax.Array:
-        config = TrainConfig(gamma=GAMMA, batch_size=batch_size, lr=rate, **learner.options)
-        step = make_train_step(LEARNING_ENV, policy, config)
-        state = init_state(policy, config)._replace(params={"weights": start}, key=run_key)
-
-        def body(state, _):
-            state, _ = step(state)
-            return state, state.params["weights"]
-
-        _, gains = jax.lax.scan(body, state, length=budget.iterations)
-        return jnp.concatenate([start[None], gains])
+        state = init_state(policy, config, key=run_key)._replace(params={"weights": start})
+        _, rows = chunk(state, Hyper(rate, jnp.float32(config.schedule_power)))
+        return rows["weights"]  # row 0 is the start
 
     keys = jax.random.split(key, budget.seeds)
     return np.array([[run(rate, k) for k in keys] for rate in budget.learning_rates], np.float64)

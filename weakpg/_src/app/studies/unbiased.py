@@ -28,12 +28,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from weakpg._src import plotting, runs
-from weakpg._src.distributions import Distribution
-from weakpg._src.gradients import make_gradient_estimator
-from weakpg._src.policies import Params, Policy
-from weakpg._src.studies.base import QUICK_COMPILER_OPTIONS, Finding, StudyResult, markdown_table, verdict
-from weakpg._src.studies.problems import (
+from weakpg._src import runs
+from weakpg._src.app import plotting
+from weakpg._src.app.studies.base import QUICK_COMPILER_OPTIONS, Finding, StudyResult, markdown_table, verdict
+from weakpg._src.app.studies.problems import (
     ESTIMATORS,
     SIGMA,
     Estimator,
@@ -42,6 +40,9 @@ from weakpg._src.studies.problems import (
     flatten,
     lqr_problem,
 )
+from weakpg._src.distributions import Distribution
+from weakpg._src.gradients import make_gradient_estimator
+from weakpg._src.policies import Params, Policy
 from weakpg._src.testing import z_scores
 
 Array = jax.Array

@@ -1,0 +1,123 @@
+"""The one schema: every rule refused by the dataclasses, by `weakpg train` and by `weakpg sweep`."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from typer.testing import CliRunner
+
+from weakpg._src.app import settings
+from weakpg._src.app.cli import app
+from weakpg._src.config import TrainConfig
+
+# (settings, the message that refuses them): one row per rule, single-field and cross-field.
+RULES = [
+    ({"estimator": "reinforce"}, "estimator must be one of 'jd', 'sf', got 'reinforce'"),
+    ({"estimator": "sf", "baseline": "critic"},
+     "baseline must be one of None, 'rollout', 'value', got 'critic'"),
+    ({"gamma": 1.0}, "gamma must lie in (0.0, 1.0), got 1.0"),
+    ({"gamma": 0.0}, "gamma must lie in (0.0, 1.0), got 0.0"),
+    ({"batch_size": 0}, "batch_size must be an int in [1, 1048576], got 0"),
+    ({"batch_size": 2**20 + 1}, "batch_size must be an int in [1, 1048576], got 1048577"),
+    ({"optimizer": "rmsprop"}, "optimizer must be one of 'sgd', 'adam', got 'rmsprop'"),
+    ({"lr": 0.0}, "lr must lie in (0.0, inf), got 0.0"),
+    ({"schedule_power": 1.5}, "schedule_power must lie in [0.0, 1.0], got 1.5"),
+    ({"max_grad_norm": -1.0}, "max_grad_norm must lie in (0.0, inf), got -1.0"),
+    ({"iterations": 0}, "iterations must be an int in [1, inf], got 0"),
+    ({"env_steps": 0}, "env_steps must be an int in [1, 2147483647], got 0"),
+    ({"env_steps": 2**31}, "env_steps must be an int in [1, 2147483647], got 2147483648"),
+    ({"eval_every": 0}, "eval_every must be an int in [1, inf], got 0"),
+    ({"eval_episodes": 0}, "eval_episodes must be an int in [1, inf], got 0"),
+    ({"seed": 2**32}, "seed must be an int in [0, 4294967295], got 4294967296"),
+    ({"policy": "cnn"}, "policy must be one of 'linear-rbf', 'linear', 'mlp', got 'cnn'"),
+    ({"sigma": -1.0}, "sigma must lie in (0.0, inf), got -1.0"),
+    # Cross-field rules.
+    ({"estimator": "jd", "baseline": "rollout"}, "baseline='rollout' applies to estimator='sf' only"),
+    ({"estimator": "sf", "baseline": "value", "batch_size": 2},
+     "baseline='value' fits on half the batch and needs batch_size >= 4, got 2"),
+    ({"iterations": None, "env_steps": None}, "iterations and env_steps are both none"),
+    # Rules that need the environment (settings.build).
+    ({"env": "Pendulum-v9"}, "env_id must be one of 'Pendulum-v1'"),
+    ({"env": "CartPole-v1"}, "features='rbf' needs a bounded observation box"),
+    ({"env": "CartPole-v1", "policy": "mlp"}, "policy 'mlp' is not available for discrete actions"),
+    ({"env": "CartPole-v1", "policy": "linear", "sigma": 0.5}, "sigma is for Gaussian policies"),
+    ({"env": "CartPole-v1", "policy": "linear", "learn_sigma": True}, "learn_sigma is for Gaussian policies"),
+]
+TYPES = [
+    ({"gamma": "x"}, "gamma must be of type float, got 'x'"),
+    ({"coupled": "no"}, "coupled must be of type bool, got 'no'"),
+    ({"batch_size": 32.0}, "batch_size must be of type int, got 32.0"),
+    ({"batch_size": True}, "batch_size must be of type int, got True"),
+    ({"max_grad_norm": "x"}, "max_grad_norm must be of type float or None, got 'x'"),
+    ({"bogus": 1}, "unknown setting(s) ['bogus']"),
+]
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("values, message", RULES + TYPES)
+def test_the_dataclasses_refuse_each_rule(values, message):
+    with pytest.raises(ValueError) as error:
+        settings.build(settings.from_dict(values))
+    assert message in str(error.value)
+
+
+def _flags(values: dict) -> list[str]:
+    args = []
+    for name, value in values.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            args.append(flag if value else flag.replace("--", "--no-", 1))
+        else:
+            args += [flag, "none" if value is None else str(value)]
+    return args
+
+
+@pytest.mark.parametrize("values, message", RULES)
+def test_weakpg_train_refuses_each_rule_with_one_line_and_writes_nothing(tmp_path, values, message):
+    result = runner.invoke(app, ["train", *_flags(values), "--out", str(tmp_path / "runs")])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [f"error: {result.output.strip()[7:]}"]
+    assert message in result.output and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def _toml(value) -> str:
+    if value is None:
+        return '"none"'
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value).replace("'", '"')
+
+
+@pytest.mark.parametrize("values, message", RULES)
+def test_weakpg_sweep_refuses_each_rule_before_any_run(tmp_path, values, message):
+    config = tmp_path / "sweep.toml"
+    config.write_text("".join(f"{k} = {_toml(v)}\n" for k, v in values.items()))
+    result = runner.invoke(app, ["sweep", str(config), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1 and message in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.toml"]
+
+
+def test_every_default_lives_in_the_dataclasses():
+    assert settings.from_dict({}) == settings.RunConfig()
+    assert settings.to_dict(settings.RunConfig())["lr"] == TrainConfig().lr
+    help_text = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "300"}).output
+    for name, (field, _) in settings.SETTINGS.items():
+        flag = "--" + name.replace("_", "-")
+        assert flag in help_text, name  # every setting is an option of weakpg train, --coupled included
+        default = field.default if not isinstance(field.default, bool) else None
+        if default is not None:
+            block = "".join(help_text.split(flag, 1)[1].split("\n  --")[0].split())
+            assert f"[default:{default}]" in block, name  # white space dropped: help wraps at hyphens
+
+
+def test_flat_settings_round_trip():
+    config = settings.RunConfig(env="CartPole-v1", policy="linear",
+                                train=TrainConfig(estimator="sf", baseline="rollout", iterations=7, seed=3))
+    flat = settings.to_dict(config)
+    assert settings.from_dict(flat) == config
+    assert settings.from_dict({**flat, "baseline": "none", "estimator": "jd"}).train.baseline is None
+    assert set(flat) == set(settings.SETTINGS) == {f.name for f in dataclasses.fields(TrainConfig)} | {
+        "env", "policy", "sigma", "learn_sigma"}

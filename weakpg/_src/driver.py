@@ -1,0 +1,172 @@
+"""The host driver around ``make_train``: run folders, checkpoints, resume, many seeds.
+
+``train`` and ``train_seeds`` run the compiled chunk of ``make_train_chunk`` (a few
+evaluation intervals) again and again until the budget is spent. Between chunks they
+append the new rows to each run folder's ``metrics.csv`` and save ``checkpoint.npz``
+(both atomic), so ``resume=True`` continues from the last checkpoint and writes exactly
+the rows an uninterrupted run writes (all but ``wall_seconds``), even after ``kill -9``.
+``train_seeds`` trains several seeds as one vmapped program: one compilation, one
+run folder per seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from weakpg._src import runs
+from weakpg._src.config import TrainConfig
+from weakpg._src.envs.base import Environment
+from weakpg._src.policies import Policy
+from weakpg._src.train import TrainState, budget_spent, default_evaluator, hyper, init_state, make_train_chunk
+
+METRIC_FIELDS = ("iteration", "env_steps", "wall_seconds", "discounted_return", "episode_return",
+                 "grad_norm", "grad_stderr_norm", "step_size")
+CHUNK_ITERATIONS = 20  # iterations between host syncs (rows, checkpoints, progress)
+Row = dict[str, float]
+Callback = Callable[[Row], bool | None]
+_UNSET: Any = object()
+
+
+def chunk_intervals(config: TrainConfig) -> int:
+    """Evaluation intervals per compiled chunk: about ``CHUNK_ITERATIONS`` iterations."""
+    intervals = max(1, CHUNK_ITERATIONS // config.eval_every)
+    if config.iterations is not None:
+        intervals = min(intervals, -(-config.iterations // config.eval_every))
+    return intervals
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_chunk(env: Environment, policy: Policy, config: TrainConfig, episode_length: int | None,
+                    batched: bool) -> Callable[..., Any]:
+    """One compiled chunk per (env, policy, config less seed, alpha_0 and p)."""
+    chunk = make_train_chunk(env, policy, config, num_intervals=chunk_intervals(config),
+                             evaluate=default_evaluator(env, policy, config, episode_length))
+    return jax.jit(jax.vmap(chunk, (0, None)) if batched else chunk)
+
+
+def _storable(state: TrainState) -> tuple[TrainState, str]:
+    """The state with its PRNG key as raw uint32 data, and the key's implementation."""
+    return state._replace(key=jax.random.key_data(state.key)), str(jax.random.key_impl(state.key))
+
+
+def _load(run_dir: Path, template: TrainState) -> tuple[TrainState, float, list[Row]]:
+    """A run folder's checkpoint, its wall-clock and the rows up to it."""
+    loaded, header = runs.load_checkpoint(run_dir / runs.CHECKPOINT_FILE, _storable(template)[0])
+    state = loaded._replace(key=jax.random.wrap_key_data(loaded.key, impl=header["key_impl"]))
+    # Rows written after the checkpoint (a kill between the two writes) are redone.
+    rows = [r for r in runs.read_csv(run_dir / runs.METRICS_FILE) if r["iteration"] <= header["iteration"]]
+    return state, header["wall_seconds"], rows
+
+
+def _save(run_dir: Path, state: TrainState, rows: list[Row]) -> None:
+    runs.write_csv(run_dir / runs.METRICS_FILE, rows)
+    storable, impl = _storable(state)
+    runs.save_checkpoint(run_dir / runs.CHECKPOINT_FILE, storable, {
+        "iteration": int(state.iteration), "env_steps": int(state.env_steps),
+        "wall_seconds": rows[-1]["wall_seconds"], "key_impl": impl})
+
+
+def _new_rows(chunk_rows: dict[str, np.ndarray], t0: float, t1: float) -> list[Row]:
+    """The valid rows of one seed's chunk; wall-clock interpolated by iteration in [t0, t1]."""
+    valid = np.flatnonzero(chunk_rows["valid"])
+    its = chunk_rows["iteration"]
+    span = max(int(its[-1]) - int(its[0]), 1)
+    out = []
+    for i in valid:
+        row = {k: (int(v[i]) if k in ("iteration", "env_steps") else float(v[i]))
+               for k, v in chunk_rows.items() if k != "valid"}
+        row["wall_seconds"] = t0 + (t1 - t0) * (int(its[i]) - int(its[0])) / span
+        out.append({k: row[k] for k in METRIC_FIELDS})
+    return out
+
+
+def train_seeds(env: Environment, policy: Policy, config: TrainConfig, *, seeds: Sequence[int],
+                run_dirs: Sequence[str | Path] | None = None, resume: bool = False,
+                episode_length: int | None = None,
+                callback: Callback | None = None) -> tuple[TrainState, list[list[Row]]]:
+    """Train ``config`` from each of ``seeds`` in one vmapped program (one compilation).
+
+    Args:
+      seeds: the PRNG seeds (``config.seed`` is ignored); each run equals
+        ``train(..., dataclasses.replace(config, seed=s))``'s up to float rounding.
+      run_dirs: one folder per seed for ``metrics.csv`` and ``checkpoint.npz``.
+      resume: continue each run from its folder's checkpoint.
+      episode_length: steps of the evaluation's episode return (default: the task's).
+      callback: receives every new row (with its "seed"); returning False stops training
+        after the current chunk.
+
+    Returns the final states (leading axis: seed) and each seed's rows.
+    """
+    seeds = [TrainConfig(seed=s).seed for s in seeds]  # checks each seed
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed, got []")
+    batched = len(seeds) > 1
+    if run_dirs is not None and len(run_dirs) != len(seeds):
+        raise ValueError(f"run_dirs must hold one folder per seed ({len(seeds)}), got {len(run_dirs)}")
+    dirs = [Path(d) for d in run_dirs] if run_dirs is not None else None
+    if resume and dirs is None:
+        raise ValueError("resume=True needs the run folders (run_dirs or run_dir) to resume from")
+    shared = dataclasses.replace(config, seed=0, lr=TrainConfig.lr, schedule_power=TrainConfig.schedule_power)
+    chunk = _compiled_chunk(env, policy, shared, episode_length, batched)
+    states = [init_state(policy, config, key=jax.random.key(s)) for s in seeds]
+    rows, offsets = [[] for _ in seeds], [0.0] * len(seeds)
+    if resume:
+        for i, d in enumerate(dirs):
+            states[i], offsets[i], rows[i] = _load(d, states[i])
+    state = jax.tree.map(lambda *x: jnp.stack(x), *states) if batched else states[0]
+    h, start, stop = hyper(config), time.perf_counter(), False
+
+    def spent(s: TrainState) -> np.ndarray:
+        return np.atleast_1d(budget_spent(config, np.asarray(s.iteration), np.asarray(s.env_steps)))
+
+    while not (stop or spent(state).all()):
+        t0 = time.perf_counter() - start
+        state, chunk_rows = chunk(state, h)
+        chunk_rows = jax.device_get(chunk_rows)
+        t1 = time.perf_counter() - start
+        for i, seed in enumerate(seeds):
+            mine = jax.tree.map(lambda x, i=i: x[i], chunk_rows) if batched else chunk_rows
+            new = _new_rows(mine, t0 + offsets[i], t1 + offsets[i])
+            rows[i] += new
+            if dirs is not None and new:
+                _save(dirs[i], jax.tree.map(lambda x, i=i: x[i], state) if batched else state, rows[i])
+            for row in new:
+                if callback is not None and callback({**row, "seed": seed}) is False:
+                    stop = True
+    return state, rows
+
+
+def train(env: Environment, policy: Policy, config: TrainConfig, *, iterations: int | None = _UNSET,
+          env_steps: int | None = _UNSET, eval_every: int | None = None, eval_episodes: int | None = None,
+          episode_length: int | None = None, run_dir: str | Path | None = None, resume: bool = False,
+          callback: Callback | None = None) -> tuple[TrainState, list[Row]]:
+    """Run Algorithm 2 from ``config.seed`` until ``iterations`` or ``env_steps`` is spent.
+
+    Evaluates at iteration 0, every ``eval_every`` iterations and at the end. The keyword
+    arguments, when given, replace the config's fields of the same name (``iterations``
+    and ``env_steps`` together: the one not given becomes None). With ``run_dir``, rows go
+    to ``metrics.csv`` and the state to ``checkpoint.npz`` after every chunk; ``resume``
+    continues from the checkpoint. ``callback(row)`` runs for every row; returning False
+    stops training after the current chunk. Returns the final state and the rows.
+    """
+    changes = {k: v for k, v in (("eval_every", eval_every), ("eval_episodes", eval_episodes))
+               if v is not None}
+    if iterations is not _UNSET or env_steps is not _UNSET:
+        changes["iterations"] = None if iterations is _UNSET else iterations
+        changes["env_steps"] = None if env_steps is _UNSET else env_steps
+    config = dataclasses.replace(config, **changes)
+    state, (rows,) = train_seeds(env, policy, config, seeds=[config.seed],
+                                 run_dirs=None if run_dir is None else [run_dir], resume=resume,
+                                 episode_length=episode_length,
+                                 callback=None if callback is None else lambda r: callback(
+                                     {k: v for k, v in r.items() if k != "seed"}))
+    return state, rows
