@@ -66,6 +66,16 @@ def test_a_multi_seed_run_resumes_even_when_its_seeds_stopped_apart(tmp_path, lq
             w / runs.METRICS_FILE)
 
 
+def test_a_folder_killed_before_its_first_checkpoint_starts_again(tmp_path, lqr, policy):
+    (whole,), (cut,) = _folders(tmp_path, "whole", 1), _folders(tmp_path, "cut", 1)
+    train(lqr, policy, CONFIG, run_dir=whole)
+    train(lqr, policy, CONFIG, iterations=3, run_dir=cut)
+    (cut / runs.CHECKPOINT_FILE).unlink()  # the metrics were written, the checkpoint not yet
+    train(lqr, policy, CONFIG, run_dir=cut, resume=True)
+    assert metrics_without_wall_clock(cut / runs.METRICS_FILE) == metrics_without_wall_clock(
+        whole / runs.METRICS_FILE)
+
+
 def test_corrupt_checkpoint_is_refused(tmp_path, lqr, policy):
     train(lqr, policy, dataclasses.replace(CONFIG, iterations=2), run_dir=tmp_path)
     (tmp_path / runs.CHECKPOINT_FILE).write_bytes(b"not a checkpoint")

@@ -112,9 +112,6 @@ def _train(settings: dict[str, Any], seeds: int, out: Path, resume: list[Path] |
     try:
         if resume:
             configs = [schema.from_dict(runs.open_run(path)) for path in resume]
-            for path in resume:
-                if not (path / runs.CHECKPOINT_FILE).is_file():
-                    raise ValueError(f"{path} has no checkpoint to resume from")
             common = {dataclasses.replace(c.train, seed=0) for c in configs}
             if len({(c.env, c.policy, c.sigma, c.learn_sigma) for c in configs}) > 1 or len(common) > 1:
                 raise ValueError("the runs given to --resume differ in more than their seed; resume "
