@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from weakpg._src import runs
-from weakpg._src.config import TrainConfig
+from weakpg._src.config import MAX_SEED, TrainConfig, check_int_range, check_type
 from weakpg._src.envs.base import Environment
 from weakpg._src.policies import Policy
 from weakpg._src.train import TrainState, budget_spent, default_evaluator, hyper, init_state, make_train_chunk
@@ -116,7 +116,10 @@ def train_seeds(env: Environment, policy: Policy, config: TrainConfig, *, seeds:
 
     Returns the final states (leading axis: seed) and each seed's rows.
     """
-    seeds = [TrainConfig(seed=s).seed for s in seeds]  # checks each seed
+    seeds = list(seeds)
+    for seed in seeds:
+        check_type("seed", seed, int)
+        check_int_range("seed", seed, 0, MAX_SEED)
     if not seeds:
         raise ValueError("seeds must hold at least one seed, got []")
     batched = len(seeds) > 1

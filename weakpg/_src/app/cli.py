@@ -18,6 +18,7 @@ from rich.table import Table
 
 import weakpg
 from weakpg._src import config as schema_checks
+from weakpg._src.app import settings as schema
 
 app = typer.Typer(
     help="weakpg: policy gradients from score functions and weak derivatives.",
@@ -106,7 +107,6 @@ def _run_name(env_id: str, estimator: str, baseline: str | None, seed: int) -> s
 def _train(settings: dict[str, Any], seeds: int, out: Path, resume: list[Path] | None) -> None:
     """``weakpg train``: check everything, write the run folders, then compile and train."""
     from weakpg._src import runs
-    from weakpg._src.app import settings as schema
     from weakpg._src.config import MAX_SEED, check_int_range
 
     try:
@@ -183,7 +183,6 @@ def _nullable(kind: type) -> typing.Callable[[str], Any]:
 
 def _setting_option(name: str) -> inspect.Parameter:
     """The ``weakpg train`` option of one setting of the schema, with its default and help."""
-    from weakpg._src.app import settings as schema
 
     field, annotation = schema.SETTINGS[name]
     flag = "--" + name.replace("_", "-")
@@ -203,7 +202,6 @@ def _setting_option(name: str) -> inspect.Parameter:
 
 def _register_train() -> None:
     """``weakpg train``: an option per setting of ``RunConfig``, plus seeds, out and resume."""
-    from weakpg._src.app import settings as schema
 
     extra = {
         "seeds": (int, typer.Option(1, help="Train seeds --seed ... --seed + SEEDS - 1 in one vmapped "
