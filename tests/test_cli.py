@@ -154,7 +154,7 @@ def test_run_folder_names_are_portable():
     "args, message",
     [
         (["--seeds", "0"], "seeds must be a Python int >= 1, got 0"),
-        (["--env-steps", "0"], "env_steps must be an int in [1, inf], got 0"),
+        (["--env-steps", "0"], "env_steps must be an int in [1, 2147483647], got 0"),
     ],
 )
 def test_reproduce_rejects_bad_input_with_one_line(tmp_path, args, message):

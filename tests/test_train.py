@@ -32,8 +32,9 @@ def _assert_rows_equal(a: dict, b: dict) -> None:
 
 def test_vmap_over_keys_equals_the_unbatched_runs_key_by_key(pendulum_train):
     keys = jax.vmap(jax.random.key)(jnp.arange(3))
-    _, batched = jax.jit(jax.vmap(pendulum_train, (0, None)))(keys, hyper(SMALL))
-    single = jax.jit(pendulum_train)
+    options = CPU_COMPILER_OPTIONS  # as the driver compiles both
+    _, batched = jax.jit(jax.vmap(pendulum_train, (0, None)), compiler_options=options)(keys, hyper(SMALL))
+    single = jax.jit(pendulum_train, compiler_options=options)
     for i in range(3):
         _, rows = single(keys[i], hyper(SMALL))
         _assert_rows_equal(jax.tree.map(lambda x, i=i: x[i], batched), rows)

@@ -7,6 +7,12 @@ append the new rows to each run folder's ``metrics.csv`` and save ``checkpoint.n
 the rows an uninterrupted run writes (all but ``wall_seconds``), even after ``kill -9``.
 ``train_seeds`` trains several seeds as one vmapped program: one compilation, one
 run folder per seed.
+
+A nan or an inf stops training with ``NonFiniteError`` (what became non-finite, the
+iteration, the seed, the last finite state and the rows up to it). A non-finite gradient
+estimate or update is never taken (``make_train_chunk``): the run folder gets the rows
+and the checkpoint up to that iteration. A non-finite evaluation keeps the folder as it
+was after the previous chunk. In both the folder holds only finite parameters.
 """
 
 from __future__ import annotations
@@ -25,11 +31,21 @@ import numpy as np
 from weakpg._src import runs
 from weakpg._src.config import MAX_SEED, TrainConfig, check_int_range, check_type
 from weakpg._src.envs.base import Environment
+from weakpg._src.errors import NonFiniteError
 from weakpg._src.policies import Policy
-from weakpg._src.train import TrainState, budget_spent, default_evaluator, hyper, init_state, make_train_chunk
+from weakpg._src.train import (
+    FAULTS,
+    TrainState,
+    budget_spent,
+    default_evaluator,
+    hyper,
+    init_state,
+    make_train_chunk,
+)
 
 METRIC_FIELDS = ("iteration", "env_steps", "wall_seconds", "discounted_return", "episode_return",
                  "grad_norm", "grad_stderr_norm", "step_size")
+EVALUATION_FIELDS = ("discounted_return", "episode_return")  # finite in every row
 CHUNK_ITERATIONS = 20  # iterations between host syncs (rows, checkpoints, progress)
 # XLA's CPU fusion emitters cost about a quarter of the chunk's compile time and gain
 # nothing measurable in its run time (bench/learning); other backends keep their defaults.
@@ -71,10 +87,20 @@ def _load(run_dir: Path, template: TrainState) -> tuple[TrainState, float, list[
     if not (run_dir / runs.CHECKPOINT_FILE).exists():
         return template, 0.0, []
     loaded, header = runs.load_checkpoint(run_dir / runs.CHECKPOINT_FILE, _storable(template)[0])
+    for path, leaf in jax.tree_util.tree_flatten_with_path(loaded.params)[0]:
+        if not np.isfinite(leaf).all():
+            raise ValueError(f"checkpoint {run_dir / runs.CHECKPOINT_FILE} holds non-finite parameters "
+                             f"(params{jax.tree_util.keystr(path)}); it was not written by weakpg, "
+                             "which never saves a nan or an inf")
     state = loaded._replace(key=jax.random.wrap_key_data(loaded.key, impl=header["key_impl"]))
+    rows = runs.read_metrics(run_dir / runs.METRICS_FILE, METRIC_FIELDS)
+    if not rows or rows[-1]["iteration"] < header["iteration"]:
+        last = f"iteration {rows[-1]['iteration']}" if rows else "no row at all"
+        raise ValueError(f"{run_dir / runs.METRICS_FILE} ends at {last}, before its checkpoint at "
+                         f"iteration {header['iteration']}: rows are missing, so the run cannot be "
+                         "continued without losing its history")
     # Rows written after the checkpoint (a kill between the two writes) are redone.
-    rows = [r for r in runs.read_csv(run_dir / runs.METRICS_FILE) if r["iteration"] <= header["iteration"]]
-    return state, header["wall_seconds"], rows
+    return state, header["wall_seconds"], [r for r in rows if r["iteration"] <= header["iteration"]]
 
 
 def _save(run_dir: Path, state: TrainState, rows: list[Row]) -> None:
@@ -83,6 +109,20 @@ def _save(run_dir: Path, state: TrainState, rows: list[Row]) -> None:
     runs.save_checkpoint(run_dir / runs.CHECKPOINT_FILE, storable, {
         "iteration": int(state.iteration), "env_steps": int(state.env_steps),
         "wall_seconds": rows[-1]["wall_seconds"], "key_impl": impl})
+
+
+def _evaluation_fault(rows: list[Row]) -> int | None:
+    """The index of the first row whose evaluation is not finite, if any."""
+    return next((i for i, r in enumerate(rows) if not np.isfinite([r[k] for k in EVALUATION_FIELDS]).all()),
+                None)
+
+
+def _non_finite(what: str, iteration: int, seed: int, run_dir: Path | None, kept: str, state: TrainState,
+                rows: list[Row]) -> NonFiniteError:
+    where = "" if run_dir is None else f"; {run_dir} keeps {kept}" if kept else "; no checkpoint was written"
+    return NonFiniteError(f"{what} became non-finite (nan or inf) at iteration {iteration} of seed {seed}; "
+                          f"training stopped{where}", what=what, iteration=iteration, seed=seed,
+                          state=state, rows=rows)
 
 
 def _new_rows(chunk_rows: dict[str, np.ndarray], t0: float, t1: float) -> list[Row]:
@@ -114,7 +154,9 @@ def train_seeds(env: Environment, policy: Policy, config: TrainConfig, *, seeds:
       callback: receives every new row (with its "seed"); returning False stops training
         after the current chunk.
 
-    Returns the final states (leading axis: seed) and each seed's rows.
+    Returns the final states (leading axis: seed) and each seed's rows. Raises
+    ``NonFiniteError`` when a gradient estimate, the parameters or an evaluation becomes
+    non-finite (see the module docstring); the run folders keep their last finite state.
     """
     seeds = list(seeds)
     for seed in seeds:
@@ -128,6 +170,9 @@ def train_seeds(env: Environment, policy: Policy, config: TrainConfig, *, seeds:
     dirs = [Path(d) for d in run_dirs] if run_dirs is not None else None
     if resume and dirs is None:
         raise ValueError("resume=True needs the run folders (run_dirs or run_dir) to resume from")
+    if dirs is not None and not resume:
+        for d in dirs:
+            d.mkdir(parents=True, exist_ok=True)
     shared = dataclasses.replace(config, seed=0, lr=TrainConfig.lr, schedule_power=TrainConfig.schedule_power)
     chunk = _compiled_chunk(env, policy, shared, episode_length, batched)
     states = [init_state(policy, config, key=jax.random.key(s)) for s in seeds]
@@ -143,18 +188,37 @@ def train_seeds(env: Environment, policy: Policy, config: TrainConfig, *, seeds:
 
     while not (stop or spent(state).all()):
         t0 = time.perf_counter() - start
+        previous = state
         state, chunk_rows = chunk(state, h)
         chunk_rows = jax.device_get(chunk_rows)
         t1 = time.perf_counter() - start
+        faults = []
         for i, seed in enumerate(seeds):
-            mine = jax.tree.map(lambda x, i=i: x[i], chunk_rows) if batched else chunk_rows
-            new = _new_rows(mine, t0 + offsets[i], t1 + offsets[i])
+            def mine(tree: Any, i: int = i) -> Any:
+                return jax.tree.map(lambda x: x[i], tree) if batched else tree
+
+            new = _new_rows(mine(chunk_rows), t0 + offsets[i], t1 + offsets[i])
+            bad_row = _evaluation_fault(new)
+            run_dir = None if dirs is None else dirs[i]
+            if bad_row is not None:
+                kept = "its checkpoint before that" if rows[i] else ""
+                faults.append(_non_finite("the evaluation's return", new[bad_row]["iteration"], seed, run_dir,
+                                          kept, mine(previous), rows[i] + new[:bad_row]))
+                continue
             rows[i] += new
             if dirs is not None and new:
-                _save(dirs[i], jax.tree.map(lambda x, i=i: x[i], state) if batched else state, rows[i])
+                _save(dirs[i], mine(state), rows[i])
+            code = int(mine(chunk_rows)["fault"][-1])
+            if code:
+                iteration = int(mine(state).iteration)
+                faults.append(_non_finite(FAULTS[code], iteration, seed, run_dir,
+                                          f"the last finite state, at iteration {iteration}", mine(state),
+                                          rows[i]))
             for row in new:
                 if callback is not None and callback({**row, "seed": seed}) is False:
                     stop = True
+        if faults:
+            raise faults[0]
     return state, rows
 
 

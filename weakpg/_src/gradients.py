@@ -38,6 +38,7 @@ import numpy as np
 from weakpg._src import validation
 from weakpg._src.config import BASELINES, ESTIMATORS
 from weakpg._src.envs.base import Environment
+from weakpg._src.errors import NonFiniteError
 from weakpg._src.policies import Params, Policy
 from weakpg._src.rollouts import Jobs, geometric_horizon, run_jobs
 
@@ -209,7 +210,7 @@ def make_gradient_estimator(
     Arguments are checked here, once; the returned function trusts its inputs, so it can
     sit inside a larger ``jax.jit`` (a training step). See ``estimate_gradient``.
     """
-    _check(env, policy, estimator, gamma, num_samples, baseline, num_lanes)
+    _check(env, policy, estimator, gamma, num_samples, coupled, baseline, num_lanes)
     lanes = default_num_lanes(num_samples) if num_lanes is None else num_lanes
     gamma = float(gamma)
 
@@ -251,7 +252,7 @@ def make_gradient_estimator(
     return estimate
 
 
-def _check(env: Any, policy: Any, estimator: Any, gamma: Any, num_samples: Any,
+def _check(env: Any, policy: Any, estimator: Any, gamma: Any, num_samples: Any, coupled: Any,
            baseline: Any, num_lanes: Any) -> None:
     if not isinstance(env, Environment):
         raise ValueError(f"env must be a weakpg Environment (see weakpg.envs.make), got {env!r}")
@@ -267,6 +268,8 @@ def _check(env: Any, policy: Any, estimator: Any, gamma: Any, num_samples: Any,
         raise ValueError(f"gamma must be a float in (0, 1), got {gamma!r}")
     validation.check_array("gamma", gamma, low=0.0, high=1.0, low_open=True, high_open=True)
     validation.check_num_samples(num_samples)
+    if not isinstance(coupled, bool):
+        raise ValueError(f"coupled must be True or False, got {coupled!r}")
     validation.check_choice("baseline", baseline, BASELINES)
     if baseline is not None and estimator != "sf":
         raise ValueError(f"baseline={baseline!r} applies to estimator='sf' only, got estimator={estimator!r}")
@@ -291,7 +294,11 @@ def _check_params(policy: Policy, params: Params) -> None:
                 f"params{jax.tree_util.keystr(path[0])} must have shape {tuple(want.shape)}, "
                 f"got {tuple(np.shape(got))}")
     for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-        validation.check_finite(f"params{jax.tree_util.keystr(path)}", leaf)
+        name = f"params{jax.tree_util.keystr(path)}"
+        if not jnp.issubdtype(jnp.result_type(leaf), jnp.floating):
+            raise ValueError(f"{name} must hold floats (it is differentiated), got dtype "
+                             f"{jnp.result_type(leaf)}; e.g. jnp.asarray(x, jnp.float32)")
+        validation.check_finite(name, leaf)
 
 
 @functools.lru_cache(maxsize=64)
@@ -332,10 +339,21 @@ def estimate_gradient(
 
     Returns:
       ``PolicyGradientEstimate`` with Python-int ``env_steps`` and ``lane_steps``.
+
+    Raises:
+      NonFiniteError: when the estimate holds a nan or an inf (a reward, return or
+        log-density of its roll-outs was not finite). The function of
+        ``make_gradient_estimator``, meant for ``jax.jit``, returns such an estimate as
+        it is; ``weakpg.train`` checks every iteration.
     """
-    _check(env, policy, estimator, gamma, num_samples, baseline, num_lanes)
+    _check(env, policy, estimator, gamma, num_samples, coupled, baseline, num_lanes)
     _check_params(policy, params)
-    fn = _jitted_estimator(env, policy, estimator, float(gamma), num_samples, bool(coupled),
-                           baseline, num_lanes)
+    fn = _jitted_estimator(env, policy, estimator, float(gamma), num_samples, coupled, baseline, num_lanes)
     out = fn(key, params)
+    for path, leaf in jax.tree_util.tree_flatten_with_path(out.mean)[0]:
+        if not np.isfinite(np.asarray(leaf)).all():
+            raise NonFiniteError(
+                f"the gradient estimate of params{jax.tree_util.keystr(path)} is not finite (nan or inf): "
+                f"a reward, return or log-density of its roll-outs in {env!r} is not finite",
+                what="the gradient estimate")
     return out._replace(env_steps=int(out.env_steps), lane_steps=int(out.lane_steps))

@@ -11,6 +11,11 @@ PureJaxRL's ``make_train``). alpha_0 and p are traced inputs (``Hyper``), so
 ``jax.vmap`` over keys, step sizes or powers gives many runs for one compilation. The
 budget (``iterations``, ``env_steps``) is checked every iteration: once it is spent, the
 remaining iterations leave the state as it is and their rows are marked invalid.
+
+Nothing non-finite leaves the program: an iteration whose gradient estimate or updated
+parameters hold a nan or an inf is dropped, the rows' "fault" records what went wrong
+(``FAULTS``), every later iteration is idle and the state returned is the last finite
+iterate. ``weakpg.train.train`` turns a fault into ``NonFiniteError``.
 """
 
 from __future__ import annotations
@@ -31,8 +36,11 @@ from weakpg._src.policies import Params, Policy
 
 Array = jax.Array
 Metrics = dict[str, Array]
-Carry = tuple["TrainState", Metrics]
+# The state, its last step metrics, the fault code, and the state before the last step.
+Carry = tuple["TrainState", Metrics, Array, "TrainState"]
 STEP_METRICS = ("grad_norm", "grad_stderr_norm", "step_size")
+# What a row's "fault" code means: 0 none, else what became non-finite (nan or inf).
+FAULTS = ("", "the gradient estimate", "the parameters after the update")
 
 
 class TrainState(NamedTuple):
@@ -88,13 +96,19 @@ def init_state(policy: Policy, config: TrainConfig, *, key: Array | None = None,
     return TrainState(params, make_optimizer(config).init(params), key, zero, zero)
 
 
+def all_finite(tree: Any) -> Array:
+    """Whether every entry of every leaf of ``tree`` is finite (a bool scalar)."""
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
+
+
 def make_train_step(env: Environment, policy: Policy, config: TrainConfig,
                     h: Hyper | None = None) -> Callable[[TrainState], tuple[TrainState, Metrics]]:
     """One iteration of Algorithm 2: ``step(state) -> (state, metrics)``.
 
-    Metrics: "grad_norm" (of the estimate), "grad_stderr_norm", "step_size" (alpha_k)
-    and "env_steps" (of this iteration). ``h`` (traced or not) overrides the config's
-    alpha_0 and p.
+    Metrics: "grad_norm" (of the estimate), "grad_stderr_norm", "step_size" (alpha_k),
+    "env_steps" (of this iteration) and "fault" (an index into ``FAULTS``: 0 when the
+    estimate and the new parameters are finite). ``h`` (traced or not) overrides the
+    config's alpha_0 and p.
     """
     h = hyper(config) if h is None else h
     estimate = make_gradient_estimator(
@@ -108,9 +122,12 @@ def make_train_step(env: Environment, policy: Policy, config: TrainConfig,
         descent = jax.tree.map(jnp.negative, grad.mean)
         updates, opt_state = optimizer.update(descent, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        metrics = {"grad_norm": optax.tree.norm(grad.mean),
-                   "grad_stderr_norm": optax.tree.norm(grad.stderr),
-                   "step_size": step_size(h)(state.iteration), "env_steps": grad.env_steps}
+        grad_norm = optax.tree.norm(grad.mean)
+        # A norm is finite exactly when every entry is (short of overflow beyond 1e19, as bad).
+        fault = jnp.where(jnp.isfinite(grad_norm), jnp.where(jnp.isfinite(optax.tree.norm(params)), 0, 2), 1)
+        metrics = {"grad_norm": grad_norm, "grad_stderr_norm": optax.tree.norm(grad.stderr),
+                   "step_size": step_size(h)(state.iteration), "env_steps": grad.env_steps,
+                   "fault": fault.astype(jnp.int32)}
         return TrainState(params, opt_state, key, state.iteration + 1,
                           state.env_steps + grad.env_steps), metrics
 
@@ -144,8 +161,10 @@ def make_train_chunk(env: Environment, policy: Policy, config: TrainConfig, *, n
     ``num_intervals + 1``: row 0 evaluates the incoming state, row i the state after
     interval i; each holds "iteration", "env_steps", the step metrics of the interval's
     last iteration (nan for row 0), the evaluation's metrics (``evaluate(params)``,
-    default ``default_evaluator``) and "valid": row 0 is valid when the incoming state
-    is at iteration 0, row i when interval i ran at least one iteration.
+    default ``default_evaluator``), "fault" (0, or the index into ``FAULTS`` of what
+    became non-finite: that iteration is dropped, the chunk stops and returns the state
+    before it) and "valid": row 0 is valid when the incoming state is at iteration 0,
+    row i when interval i ran at least one iteration and no fault happened up to its end.
     """
     evaluate = default_evaluator(env, policy, config) if evaluate is None else evaluate
     every = config.eval_every
@@ -155,31 +174,36 @@ def make_train_chunk(env: Environment, policy: Policy, config: TrainConfig, *, n
         blank_eval = jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype),
                                   jax.eval_shape(evaluate, state.params))
         blank_step = {name: jnp.full((), jnp.nan, jnp.float32) for name in STEP_METRICS}
+        no_fault = jnp.zeros((), jnp.int32)
 
-        def row(s: TrainState, last: Metrics, valid: Array) -> Metrics:
+        def row(s: TrainState, last: Metrics, fault: Array, valid: Array) -> Metrics:
             measured = jax.lax.cond(valid, evaluate, lambda _: blank_eval, s.params)
             return {"iteration": s.iteration, "env_steps": s.env_steps, **last, **measured,
-                    "valid": valid}
+                    "fault": fault, "valid": valid}
 
         def interval(carry: Carry, _: None) -> tuple[Carry, Metrics]:
-            start, last = carry
+            start = carry[0]
             end = (start.iteration // every + 1) * every
 
             def iteration(c: Carry, _: None) -> tuple[Carry, None]:
-                s, m = c
-                idle = budget_spent(config, s.iteration, s.env_steps) | (s.iteration >= end)
+                s, _, fault, _ = c
+                idle = budget_spent(config, s.iteration, s.env_steps) | (s.iteration >= end) | (fault > 0)
 
                 def advance(c: Carry) -> Carry:
                     new, metrics = step(c[0])
-                    return new, {k: metrics[k].astype(jnp.float32) for k in STEP_METRICS}
+                    return new, {k: metrics[k].astype(jnp.float32) for k in STEP_METRICS}, metrics["fault"], c[0]
 
-                return jax.lax.cond(idle, lambda c: c, advance, (s, m)), None
+                return jax.lax.cond(idle, lambda c: c, advance, c), None
 
-            (state, last), _ = jax.lax.scan(iteration, (start, last), length=every)
-            return (state, last), row(state, last, state.iteration > start.iteration)
+            carry, _ = jax.lax.scan(iteration, carry, length=every)
+            state, last, fault, _ = carry
+            return carry, row(state, last, fault, (state.iteration > start.iteration) & (fault == 0))
 
-        first = row(state, blank_step, state.iteration == 0)
-        (state, _), rows = jax.lax.scan(interval, (state, blank_step), length=num_intervals)
+        first = row(state, blank_step, no_fault, state.iteration == 0)
+        (state, _, fault, finite), rows = jax.lax.scan(
+            interval, (state, blank_step, no_fault, state), length=num_intervals)
+        # After a fault the carried state is the non-finite one; the state before it is kept.
+        state = jax.tree.map(lambda a, b: jnp.where(fault > 0, a, b), finite, state)
         return state, jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rows)
 
     return chunk

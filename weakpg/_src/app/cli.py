@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import os
+import signal
 import time
 import typing
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ from rich.table import Table
 import weakpg
 from weakpg._src import config as schema_checks
 from weakpg._src.app import settings as schema
+from weakpg._src.errors import NonFiniteError
 
 app = typer.Typer(
     help="weakpg: policy gradients from score functions and weak derivatives.",
@@ -65,6 +69,7 @@ def main(
 ) -> None:
     """weakpg: policy gradients from score functions and weak derivatives."""
     _use_compilation_cache(compile_cache)
+    signal.signal(signal.SIGTERM, _interrupt)
 
 
 @app.command()
@@ -74,6 +79,8 @@ def demo(
     seed: int = typer.Option(0, help="PRNG seed; the same seed gives the same numbers."),
 ) -> None:
     """Estimate d/dtheta E[f(z)] with every estimator and print it next to the exact value."""
+    with _one_line_errors():
+        schema_checks.check_int_range("seed", seed, 0, schema_checks.MAX_SEED)
     import jax
 
     from weakpg._src.app.demo import run_demo
@@ -86,9 +93,10 @@ def demo(
         for column in ("param", "estimator", "estimate", "stderr", "exact", "|z|", "var/sample"):
             table.add_column(column, justify="left" if column == "estimator" else "right")
         for row in (r for r in rows if r.problem == problem):
+            # Two samples can agree exactly: no spread, no z.
+            z = f"{abs(row.mean - row.exact) / row.stderr:.2f}" if row.stderr > 0 else "-"
             table.add_row(row.parameter, row.estimator, f"{row.mean:.4f}", f"{row.stderr:.4f}",
-                          f"{row.exact:.4f}", f"{abs(row.mean - row.exact) / row.stderr:.2f}",
-                          f"{row.variance_per_sample:.3f}")
+                          f"{row.exact:.4f}", z, f"{row.variance_per_sample:.3f}")
         console.print(table)
 
 
@@ -98,41 +106,98 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+def _interrupt(signum: int, _frame: Any) -> None:
+    """SIGTERM handled as SIGINT is: an exception, so every clean-up runs."""
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+EXPECTED = (KeyboardInterrupt, ValueError, OSError, NonFiniteError)  # what a command reports in one line
+
+
+def _message(error: BaseException, interrupted: str) -> str:
+    if isinstance(error, KeyboardInterrupt):
+        return f"interrupted by {error or 'SIGINT'}; {interrupted}"
+    return str(error)
+
+
+@contextlib.contextmanager
+def _one_line_errors(interrupted: str = "nothing was written") -> Iterator[None]:
+    """Every failure a command expects, and an interrupt, as one line and exit status 2."""
+    try:
+        yield
+    except EXPECTED as error:
+        raise _fail(_message(error, interrupted)) from None
+
+
 def _run_name(env_id: str, estimator: str, baseline: str | None, seed: int) -> str:
     method = estimator if baseline is None else f"{estimator}-{baseline}"
     # No ":" from "gymnasium:<ID>": Windows refuses it and scp or rsync read it as a host.
     return f"{env_id.replace(':', '-')}__{method}__{seed}__{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _train(settings: dict[str, Any], seeds: int, out: Path, resume: list[Path] | None) -> None:
+RESUME_BUDGET = ("iterations", "env_steps")  # the settings --resume may change: a larger budget
+
+
+def _resumed(paths: list[Path], given: dict[str, Any]) -> tuple[schema.RunConfig, list[int]]:
+    """The common configuration of the runs to resume and their seeds.
+
+    ``given`` holds the settings typed on the command line: ``RESUME_BUDGET`` replace the
+    run's budget, any other must equal the run's value.
+    """
+    from weakpg._src import runs
+
+    configs = []
+    for path in paths:
+        flat = runs.open_run(path)
+        if "method" in flat and "setup" in flat:
+            raise ValueError(f"{path} is a run of weakpg reproduce, which train --resume does not continue; "
+                             "run the reproduction again")
+        try:
+            configs.append(schema.from_dict(flat, complete=True))
+        except ValueError as error:
+            raise ValueError(f"{path / runs.CONFIG_FILE}: {error}") from None
+    if len({dataclasses.replace(c, train=dataclasses.replace(c.train, seed=0)) for c in configs}) > 1:
+        raise ValueError("the runs given to --resume differ in more than their seed; resume them one "
+                         "at a time")
+    flat = schema.to_dict(configs[0])
+    for name, value in given.items():
+        if name not in RESUME_BUDGET and value != flat[name]:
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag} {value} conflicts with the run's {name} {flat[name]}: --resume "
+                             "continues a run as it was configured and takes only a new budget "
+                             "(--iterations, --env-steps)")
+    budget = {k: given[k] for k in RESUME_BUDGET if k in given}
+    if budget:
+        budget = {**dict.fromkeys(RESUME_BUDGET), **budget}
+    config = schema.from_dict({**flat, **budget})
+    return config, [c.train.seed for c in configs]
+
+
+def _train(settings: dict[str, Any], given: dict[str, Any], seeds: int, out: Path,
+           resume: list[Path] | None) -> None:
     """``weakpg train``: check everything, write the run folders, then compile and train."""
     from weakpg._src import runs
     from weakpg._src.config import MAX_SEED, check_int_range
 
-    try:
+    with _one_line_errors():
         if resume:
-            configs = [schema.from_dict(runs.open_run(path)) for path in resume]
-            common = {dataclasses.replace(c.train, seed=0) for c in configs}
-            if len({(c.env, c.policy, c.sigma, c.learn_sigma) for c in configs}) > 1 or len(common) > 1:
-                raise ValueError("the runs given to --resume differ in more than their seed; resume "
-                                 "them one at a time")
-            config, seed_list, run_dirs = configs[0], [c.train.seed for c in configs], list(resume)
-            env, policy = schema.build(config)
+            extra = [f"--{k}" for k in ("seeds", "out") if k in given]
+            if extra:
+                raise ValueError(f"{' and '.join(extra)} cannot be given with --resume, which continues "
+                                 "existing run folders")
+            config, seed_list = _resumed(resume, {k: v for k, v in given.items() if k in schema.SETTINGS})
+            run_dirs = list(resume)
+            for run_dir in run_dirs:
+                runs.check_writable(run_dir)
         else:
             config = schema.from_dict(settings)
             check_int_range("seeds", seeds, 1)
             check_int_range("seed + seeds - 1", config.train.seed + seeds - 1, 0, MAX_SEED)
-            env, policy = schema.build(config)
+            runs.check_writable(out)
             seed_list = list(range(config.train.seed, config.train.seed + seeds))
             run_dirs = [out / _run_name(config.env, config.train.estimator, config.train.baseline, s)
                         for s in seed_list]
-            for run_dir in run_dirs:
-                run_dir.mkdir(parents=True, exist_ok=False)
-            for seed, run_dir in zip(seed_list, run_dirs):
-                flat = schema.to_dict(config)
-                runs.write_json(run_dir / runs.CONFIG_FILE, {**flat, "seed": seed})
-    except (ValueError, FileExistsError, OSError) as error:
-        raise _fail(str(error)) from None
+        env, policy = schema.build(config)
 
     from weakpg._src.driver import train_seeds
 
@@ -140,6 +205,7 @@ def _train(settings: dict[str, Any], seeds: int, out: Path, resume: list[Path] |
     by_steps = budget.env_steps is not None  # the bar counts whichever budget bounds the run
     unit, total = ("env steps", budget.env_steps) if by_steps else ("iterations", budget.iterations)
     latest: dict[int, dict[str, float]] = {}
+    failure: BaseException | None = None
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                   TextColumn(f"{{task.completed:,.0f}}/{{task.total:,.0f}} {unit}"),
                   TextColumn("{task.fields[rate]}"), TextColumn("return {task.fields[ret]}"),
@@ -156,10 +222,19 @@ def _train(settings: dict[str, Any], seeds: int, out: Path, resume: list[Path] |
                        rate=f"{rate:.1f} it/s", ret=f"{slowest['episode_return']:.1f}")
 
         try:
-            _, rows = train_seeds(env, policy, config.train, seeds=seed_list, run_dirs=run_dirs,
-                                  resume=bool(resume), callback=on_row)
-        except ValueError as error:
-            raise _fail(str(error)) from None
+            with runs.new_run_folders([] if resume else run_dirs):
+                for run_dir, seed in zip(run_dirs, seed_list):
+                    runs.remove_temporaries(run_dir)  # left by a kill -9 during a write
+                    if not resume or given.keys() & set(RESUME_BUDGET):
+                        runs.write_json(run_dir / runs.CONFIG_FILE, {**schema.to_dict(config), "seed": seed})
+                _, rows = train_seeds(env, policy, config.train, seeds=seed_list, run_dirs=run_dirs,
+                                      resume=bool(resume), callback=on_row)
+        except EXPECTED as error:
+            failure = error  # reported once the progress bar is gone, so the error is the only line
+    if failure is not None:
+        kept = [str(d) for d in run_dirs if (d / runs.CHECKPOINT_FILE).exists()]
+        raise _fail(_message(failure, f"continue with weakpg train --resume {' --resume '.join(kept)}" if kept
+                             else "no run folder was kept: none had reached its first checkpoint"))
     for run_dir, seed_rows in zip(run_dirs, rows):
         last = seed_rows[-1]
         typer.echo(f"{run_dir}: {last['iteration']} iterations, {last['env_steps']:,} env steps, "
@@ -209,17 +284,23 @@ def _register_train() -> None:
         "out": (Path, typer.Option(Path("runs"), help="Folder that receives the run folders.")),
         "resume": (list[Path] | None, typer.Option(None, help="Continue the run in this folder from its "
                                                    "last checkpoint (repeat it for the seeds of one "
-                                                   "multi-seed run); the other options are ignored.")),
+                                                   "multi-seed run). It takes a new budget (--iterations, "
+                                                   "--env-steps); any other setting must equal the run's.")),
     }
-    params = [_setting_option(name) for name in schema.SETTINGS]
+    params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
+    params += [_setting_option(name) for name in schema.SETTINGS]
     params += [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=o, annotation=a)
                for n, (a, o) in extra.items()]
 
-    def train(**kwargs: Any) -> None:
+    def train(ctx: typer.Context, **kwargs: Any) -> None:
         """Train a policy with stochastic gradient ascent (Algorithm 2) and record a run folder per
         seed."""
+        # By name: typer may carry its own copy of click, whose ParameterSource is another enum.
+        typed = {name for name in kwargs
+                 if getattr(ctx.get_parameter_source(name), "name", None) in ("COMMANDLINE", "ENVIRONMENT")}
         settings = {name: kwargs[name] for name in schema.SETTINGS}
-        _train(settings, kwargs["seeds"], kwargs["out"], kwargs["resume"])
+        given = {name: kwargs[name] for name in typed if name != "resume"}
+        _train(settings, given, kwargs["seeds"], kwargs["out"], kwargs["resume"])
 
     train.__signature__ = inspect.Signature(params)
     train.__annotations__ = {p.name: p.annotation for p in params}
@@ -249,16 +330,13 @@ def _add_reproduction(name: str, summary: str) -> None:
         if out is None:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             out = Path("runs") / f"reproduce-{name}{'-quick' if quick else ''}-{stamp}"
-        try:
+        with _one_line_errors():
             setup = learning_curves.STUDIES[name]
             if env_steps is not None:
-                schema_checks.check_int_range("env_steps", env_steps, 1)
-                budget = env_steps
-                setup = dataclasses.replace(setup, env_steps=budget, quick_env_steps=budget)
+                schema_checks.check_int_range("env_steps", env_steps, 1, schema_checks.MAX_ENV_STEPS)
+                setup = dataclasses.replace(setup, env_steps=env_steps, quick_env_steps=env_steps)
             result = learning_curves.reproduce(setup, out, quick=quick, seeds=seeds,
-                                           progress=lambda line: typer.echo(line, err=True))
-        except ValueError as error:
-            raise _fail(str(error)) from None
+                                               progress=lambda line: typer.echo(line, err=True))
         typer.echo((out / "summary.md").read_text())
         typer.echo(f"figures: {out / 'curves.png'} and {out / 'curves_discounted.png'}; "
                    f"table: {out / 'curves.csv'}; {len(result['methods'])} methods x {seeds} seeds")
@@ -282,10 +360,8 @@ def plot(
     """Draw the learning curves of existing runs into one PNG (mean and 95% band per method)."""
     from weakpg._src.app import plotting
 
-    try:
+    with _one_line_errors():
         plotting.plot_runs(run_dirs, out, y="discounted_return" if discounted else "episode_return")
-    except (ValueError, OSError) as error:
-        raise _fail(str(error)) from None
     typer.echo(f"wrote {out}")
 
 
@@ -305,13 +381,12 @@ def study(
     names = list(report.STUDIES) if name == "all" else [name]
     if out is None:
         out = Path("runs") / f"study-{name}{'-quick' if quick else ''}-{time.strftime('%Y%m%d-%H%M%S')}"
-    try:
+    with _one_line_errors():
         if name != "all":
             schema_checks.check_choice("study", name, [*report.STUDIES, "all"])
+        schema_checks.check_int_range("seed", seed, 0, schema_checks.MAX_SEED)
         results = report.run_studies(names, out, quick=quick, seed=seed,
                                      progress=lambda line: typer.echo(line, err=True))
-    except ValueError as error:
-        raise _fail(str(error)) from None
     for result in results:
         for finding in result.findings:
             typer.echo(f"[{finding.verdict}] {finding.claim}: {finding.measurement}")

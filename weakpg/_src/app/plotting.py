@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from weakpg._src import runs
+from weakpg._src.driver import METRIC_FIELDS
 
 _ESTIMATOR_LABELS = {"jd": "PG-JD", "sf": "PG-SF"}
 _Z95 = 1.96
@@ -31,8 +32,16 @@ def figure(path: str | Path, *, nrows: int = 1, ncols: int = 1,
     """``with figure(path) as (fig, axes):`` draw, then the PNG is written atomically.
 
     ``axes`` is what ``plt.subplots`` returns (one Axes, or an array of them). Uses the
-    non-interactive Agg backend; nothing is written if the block raises.
+    non-interactive Agg backend; nothing is written if the block raises. ValueError,
+    before anything is drawn, unless ``path`` ends in ".png" and its folder exists.
     """
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"the figure {path} must be a .png file (PNG is what is written), "
+                         f"got the suffix {path.suffix or 'none'!r}")
+    if not path.parent.is_dir():
+        raise ValueError(f"the figure {path} cannot be written: its folder {path.parent} does not exist")
+    runs.check_writable(path.parent)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -87,8 +96,15 @@ def _run_xy(rows: list[dict], x: str, y: str, where: str) -> tuple[np.ndarray, n
     missing = {x, y} - set(rows[0])
     if missing:
         raise ValueError(f"{where} has no column {sorted(missing)}; it has {sorted(rows[0])}")
-    xs = np.array([row[x] for row in rows], np.float64)
-    ys = np.array([row[y] for row in rows], np.float64)
+    try:
+        xs = np.array([row[x] for row in rows], np.float64)
+        ys = np.array([row[y] for row in rows], np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where} holds values of {x} or {y} that are not numbers") from None
+    bad = np.flatnonzero(~(np.isfinite(xs) & np.isfinite(ys)))
+    if bad.size:
+        raise ValueError(f"{where} holds a non-finite {x} or {y} in row {bad[0] + 1}: "
+                         f"{x}={xs[bad[0]]}, {y}={ys[bad[0]]}")
     order = np.argsort(xs, kind="stable")
     return xs[order], ys[order]
 
@@ -147,7 +163,7 @@ def plot_runs(run_dirs: Sequence[str | Path], path: str | Path, *, y: str = "epi
         if not metrics.is_file():
             raise ValueError(f"{run_dir} has no {runs.METRICS_FILE}: the run never reached an evaluation")
         label = method_label(config["estimator"], config.get("baseline"))
-        curves.setdefault(label, []).append(runs.read_csv(metrics))
+        curves.setdefault(label, []).append(runs.read_metrics(metrics, METRIC_FIELDS))
         seeds.setdefault(label, []).append(str(config.get("seed", "?")))
     labelled = {f"{label}, seed{'s' * (len(seeds[label]) > 1)} {', '.join(seeds[label])}": method_runs
                 for label, method_runs in curves.items()}

@@ -60,18 +60,27 @@ def is_nullable(name: str) -> bool:
     return type(None) in typing.get_args(SETTINGS[name][1])
 
 
-def from_dict(flat: Mapping[str, Any]) -> RunConfig:
+def is_none(value: Any) -> bool:
+    """Whether ``value`` is None or spells it ("none", in any case)."""
+    return value is None or (isinstance(value, str) and value.lower() == NONE)
+
+
+def from_dict(flat: Mapping[str, Any], *, complete: bool = False) -> RunConfig:
     """The ``RunConfig`` of flat settings; missing ones take their defaults.
 
-    ``"none"`` stands for None in the settings that take None. ValueError names an
-    unknown setting or a bad value.
+    ``"none"`` (in any case) stands for None in the settings that take None. With
+    ``complete`` (a run folder's ``config.json``) every setting must be given. ValueError
+    names an unknown or missing setting or a bad value.
     """
     if not isinstance(flat, Mapping):
-        raise ValueError(f"settings must be a table of name = value, got {flat!r}")
+        raise ValueError(f"settings must be a table of name = value, got {flat!r:.80}")
     unknown = sorted(set(flat) - set(SETTINGS))
     if unknown:
         raise ValueError(f"unknown setting(s) {unknown}; the settings are {sorted(SETTINGS)}")
-    values = {k: None if v == NONE and is_nullable(k) else v for k, v in flat.items()}
+    missing = sorted(set(SETTINGS) - set(flat)) if complete else []
+    if missing:
+        raise ValueError(f"the settings {missing} are missing; a run's config.json holds every setting")
+    values = {k: None if is_nullable(k) and is_none(v) else v for k, v in flat.items()}
     train = TrainConfig(**{k: v for k, v in values.items() if k not in RUN_FIELDS})
     return RunConfig(**{k: v for k, v in values.items() if k in RUN_FIELDS}, train=train)
 

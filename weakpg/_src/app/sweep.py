@@ -19,22 +19,35 @@ env_steps, max_grad_norm). Without ``--seeds`` each grid point runs once, with t
 the file gives (``seed = 7``, or a list in ``[grid]``; 0 when it gives none); with
 ``--seeds`` the file must not give one. Everything is checked before any run starts.
 
-The output folder holds, once every run has finished (nothing at all if one fails)::
+The output folder holds::
 
+    plan.json      the sweep's config and seeds, written first
     runs/<name>/   config.json, metrics.csv, checkpoint.npz of each run, as `weakpg train`
                    writes them; <name> is the grid values and the seed, e.g.
-                   "estimator=jd__lr=0.05__seed0"
-    sweep.json     the config, the seeds, the backend and every run's final metrics
-    summary.csv    one row per run: its name, the settings that vary, seed, final metrics
-    curves.png     learning curves, the runs of one estimator and baseline averaged
+                   "estimator=jd__lr=0.05__seed0"; each appears whole (renamed into place
+                   from a staging folder) when its grid point has finished
+    sweep.json     once every run has finished: the config, the seeds, the backend and
+                   every run's final metrics
+    summary.csv    then too: one row per run: its name, the settings that vary, seed, final
+                   metrics
+    curves.png     then too: learning curves, the runs of one estimator and baseline averaged
+
+A sweep that stops early (a failing run, an interrupt, ``kill -9``) keeps the runs that
+finished. Running the same sweep (same file, same ``--seeds``) into the same folder
+resumes it: finished runs are kept as they are and only the others are trained, so the
+result equals that of an uninterrupted sweep (``wall_seconds`` aside). A sweep that stops
+before any run has finished leaves no folder behind.
 
 The seeds of one grid point train together in a worker, as one vmapped program (one
 compilation, ``weakpg.train.train_seeds``), in a temporary folder, and return their
 files as bytes; the driver writes them, so workers need no disk shared with the driver
 (a Ray cluster of several machines). Backends: "local" runs a pool of processes on this
-machine (started with "spawn": JAX is not fork-safe); "ray" runs each grid point as a
-Ray task with one CPU, on the cluster at ``address`` (``pip install weakpg[ray]``; every
-node needs weakpg installed). A script that calls ``run_sweep`` on the local backend needs the
+machine (started with "spawn": JAX is not fork-safe; each exits as soon as its driver is
+gone, even after ``kill -9``, and is killed when the driver stops early); "ray" runs each
+grid point as a Ray task with one CPU, on the cluster at ``address`` (``pip install
+weakpg[ray]``; every node needs weakpg installed); a task whose worker dies is retried
+(``RAY_RETRIES`` times), and only the driver writes, so a retried task neither loses
+nor duplicates a run. A script that calls ``run_sweep`` on the local backend needs the
 ``if __name__ == "__main__":`` guard that "spawn" asks for.
 
 A run's metrics depend only on its setup: on either backend they equal those of
@@ -46,11 +59,16 @@ such as single-threaded Eigen, change the last digits).
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import itertools
+import json
 import multiprocessing
 import os
 import re
+import shutil
 import tempfile
+import threading
+import time
 import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -64,7 +82,10 @@ from weakpg._src.driver import METRIC_FIELDS
 BACKENDS = ("local", "ray")
 GRID = "grid"
 RUN_FILES = (runs.CONFIG_FILE, runs.METRICS_FILE, runs.CHECKPOINT_FILE)
-OUTPUT_FILES = ("runs", "sweep.json", "summary.csv", "curves.png")
+PLAN_FILE = "plan.json"
+OUTPUT_FILES = (PLAN_FILE, "runs", "sweep.json", "summary.csv", "curves.png")
+RAY_RETRIES = 3  # retries of a Ray task whose worker process died
+PARENT_POLL_SECONDS = 0.5
 
 
 class Run(NamedTuple):
@@ -193,26 +214,43 @@ def _failed(group: Sequence[Run], error: BaseException) -> RuntimeError:
     return RuntimeError(f"run {names} failed: {type(error).__name__}: {error}")
 
 
-def _local_results(planned: Sequence[Run], workers: int) -> Iterator[tuple[Run, dict[str, bytes]]]:
+def _exit_with_parent(parent: int) -> None:
+    """In a worker: exit as soon as the process ``parent`` is gone (even after its ``kill -9``)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _local_results(todo: Sequence[Sequence[Run]], workers: int) -> Iterator[tuple[Run, dict[str, bytes]]]:
     """(run, files) as each grid point finishes, from a pool of ``workers`` spawned processes.
 
-    On the first failure the runs not yet started are cancelled; the pool waits for the
-    running ones before the error propagates.
+    On the first failure, or when the consumer stops early (an interrupt), the runs not yet
+    started are cancelled and the workers are killed.
     """
-    with concurrent.futures.ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(run_in_worker, [run.setup for run in group]): group
-                   for group in groups(planned)}
-        try:
-            for future in concurrent.futures.as_completed(futures):
-                try:
-                    files = future.result()
-                except Exception as error:
-                    raise _failed(futures[future], error) from error
-                yield from zip(futures[future], files)
-        finally:
-            for future in futures:
-                future.cancel()
+    before = set(multiprocessing.active_children())
+    pool = concurrent.futures.ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_exit_with_parent,
+        initargs=(os.getpid(),))
+    completed = False
+    try:
+        futures = {pool.submit(run_in_worker, [run.setup for run in group]): group for group in todo}
+        for future in concurrent.futures.as_completed(futures):
+            try:
+                files = future.result()
+            except Exception as error:
+                raise _failed(futures[future], error) from error
+            yield from zip(futures[future], files)
+        completed = True
+    finally:
+        if not completed:
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in set(multiprocessing.active_children()) - before:
+                process.kill()
+        pool.shutdown(wait=True)
 
 
 def _import_ray() -> Any:
@@ -223,7 +261,8 @@ def _import_ray() -> Any:
     return ray
 
 
-def _ray_results(planned: Sequence[Run], address: str | None) -> Iterator[tuple[Run, dict[str, bytes]]]:
+def _ray_results(todo: Sequence[Sequence[Run]],
+                 address: str | None) -> Iterator[tuple[Run, dict[str, bytes]]]:
     """(run, files) as each grid point finishes, one Ray task with one CPU per grid point.
 
     Connects with ``ray.init(address=address)`` and disconnects at the end, unless Ray is
@@ -237,8 +276,8 @@ def _ray_results(planned: Sequence[Run], address: str | None) -> Iterator[tuple[
         except ConnectionError as error:
             raise ValueError(f"cannot reach a Ray cluster at address {address!r}: {error}") from None
     try:
-        task = ray.remote(num_cpus=1)(run_in_worker)
-        refs = {task.remote([run.setup for run in group]): group for group in groups(planned)}
+        task = ray.remote(num_cpus=1, max_retries=RAY_RETRIES)(run_in_worker)
+        refs = {task.remote([run.setup for run in group]): group for group in todo}
         pending = list(refs)
         try:
             while pending:
@@ -263,6 +302,43 @@ def _row(run: Run, final: Mapping[str, Any]) -> dict[str, Any]:
     return {"run": run.name, **values, "seed": run.setup["seed"], **{k: final[k] for k in METRIC_FIELDS}}
 
 
+def _open(out_dir: Path, record: dict[str, Any]) -> bool:
+    """Start the sweep ``record`` in ``out_dir``, or check that ``out_dir`` holds it already.
+
+    Returns whether ``out_dir`` was started now (new or empty). ValueError if it holds
+    anything else, another sweep included.
+    """
+    plan_file = out_dir / PLAN_FILE
+    if plan_file.is_file():
+        try:
+            held = json.loads(plan_file.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"{plan_file} cannot be read: {error}") from None
+        if held != record:
+            raise ValueError(f"{out_dir} holds another sweep (its {PLAN_FILE} differs from this config and "
+                             "seeds); give a new or empty folder, or the same config and seeds to resume it")
+        runs.check_writable(out_dir)
+        return False
+    runs.check_output_folder(out_dir, OUTPUT_FILES)
+    (out_dir / "runs").mkdir(parents=True, exist_ok=True)
+    runs.write_json(plan_file, record)
+    return True
+
+
+def _finished(out_dir: Path, run: Run) -> bool:
+    """Whether ``run``'s folder holds its files (it appears whole, so it is then finished)."""
+    run_dir = out_dir / "runs" / run.name
+    return all((run_dir / name).is_file() for name in RUN_FILES) and runs.open_run(run_dir) == run.setup
+
+
+def _write_run(out_dir: Path, run: Run, files: Mapping[str, bytes]) -> dict[str, Any]:
+    """Put a finished run's folder in place, whole; its final metrics row."""
+    with runs.staged_folder(out_dir / "runs" / run.name) as staging:
+        for name, data in files.items():
+            runs.atomic_write(staging / name, data)
+    return runs.read_metrics(out_dir / "runs" / run.name / runs.METRICS_FILE, METRIC_FIELDS)[-1]
+
+
 def run_sweep(config: Mapping[str, Any], out_dir: str | Path, *, seeds: int | None = None,
               backend: str = "local", address: str | None = None, workers: int | None = None,
               progress: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -270,18 +346,20 @@ def run_sweep(config: Mapping[str, Any], out_dir: str | Path, *, seeds: int | No
 
     Args:
       config: the sweep's settings and grid (``load_config``; see the module docstring).
-      out_dir: a new or empty folder; it appears only when every run has finished.
+      out_dir: a new or empty folder, or one holding the same sweep (config and seeds),
+        stopped early: its finished runs are kept and only the rest are trained.
       seeds: seeds 0..seeds-1 for every grid point (see ``plan``).
       backend: "local" (a pool of processes on this machine) or "ray".
       address: for "ray": the cluster, as ``ray.init`` takes it ("auto", "host:port",
         "ray://host:port"); None connects to a cluster started on this machine or starts
         a Ray instance for the sweep.
-      workers: for "local": processes at once (default min(runs, CPUs)).
+      workers: for "local": processes at once (default min(grid points to train, CPUs)).
       progress: receives one line per finished run.
 
     Returns the content of ``sweep.json``: {"config", "seeds", "backend", "runs": [{"name",
     "settings", "seed", "final"}]}, the runs in ``plan`` order. A failing run raises
-    RuntimeError naming it; bad arguments raise ValueError before anything runs.
+    RuntimeError naming it (the finished runs stay in ``out_dir``); bad arguments raise
+    ValueError before anything is written.
     """
     check_choice("backend", backend, BACKENDS)
     planned = plan(config, seeds)
@@ -290,36 +368,47 @@ def run_sweep(config: Mapping[str, Any], out_dir: str | Path, *, seeds: int | No
             raise ValueError(f"address {address!r} is for the ray backend; the local backend takes none")
         if workers is not None:
             check_int_range("workers", workers, 1)
-        workers = min(len(groups(planned)), os.cpu_count() or 1) if workers is None else workers
-        results = _local_results(planned, workers)
     else:
         if workers is not None:
             raise ValueError(f"workers {workers!r} is for the local backend; on Ray each run is a "
                              "task with one CPU and the cluster's size sets how many run at once")
         _import_ray()
-        results = _ray_results(planned, address)
-
-    # ``results`` is a generator: the pool or the Ray connection starts with the loop,
-    # after staged_folder has checked out_dir.
-    with runs.staged_folder(Path(out_dir), OUTPUT_FILES) as staging:
-        finals = {}
-        for done, (run, files) in enumerate(results, start=1):
-            run_dir = staging / "runs" / run.name
-            run_dir.mkdir(parents=True)
-            for name, data in files.items():
-                runs.atomic_write(run_dir / name, data)
-            finals[run.name] = final = runs.read_csv(run_dir / runs.METRICS_FILE)[-1]
-            if progress is not None:
-                progress(f"[{done}/{len(planned)}] {run.name}: episode return {final['episode_return']:.1f}, "
-                         f"J {final['discounted_return']:.2f} after {final['env_steps']:,} env steps "
-                         f"({final['wall_seconds']:.0f} s)")
-        result = {
-            "config": dict(config), "backend": backend,
-            "seeds": sorted({run.setup["seed"] for run in planned}),
-            "runs": [{"name": run.name, "settings": run.settings, "seed": run.setup["seed"],
-                      "final": finals[run.name]} for run in planned],
-        }
-        runs.write_json(staging / "sweep.json", result)
-        runs.write_csv(staging / "summary.csv", [_row(run, finals[run.name]) for run in planned])
-        plotting.plot_runs([staging / "runs" / run.name for run in planned], staging / "curves.png")
+    out_dir = Path(out_dir)
+    record = json.loads(json.dumps({"config": dict(config), "seeds": seeds}))
+    started = _open(out_dir, record)
+    finished = {run.name for run in planned if _finished(out_dir, run)}
+    todo = [group for group in groups(planned) if any(run.name not in finished for run in group)]
+    if backend == "local":
+        workers = min(max(len(todo), 1), os.cpu_count() or 1) if workers is None else workers
+        results = _local_results(todo, workers)
+    else:
+        results = _ray_results(todo, address)
+    if progress is not None and finished:
+        progress(f"{len(finished)} of {len(planned)} runs already finished in {out_dir}; training the rest")
+    try:
+        with contextlib.closing(results):  # an interrupt stops the pool or the Ray tasks too
+            for run, files in results:
+                if run.name in finished:  # a grid point whose other seeds were not all in place
+                    continue
+                final = _write_run(out_dir, run, files)
+                finished.add(run.name)
+                if progress is not None:
+                    progress(f"[{len(finished)}/{len(planned)}] {run.name}: episode return "
+                             f"{final['episode_return']:.1f}, J {final['discounted_return']:.2f} after "
+                             f"{final['env_steps']:,} env steps ({final['wall_seconds']:.0f} s)")
+    except BaseException:
+        if started and not finished:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+    finals = {run.name: runs.read_metrics(out_dir / "runs" / run.name / runs.METRICS_FILE, METRIC_FIELDS)[-1]
+              for run in planned}
+    result = {
+        "config": dict(config), "backend": backend,
+        "seeds": sorted({run.setup["seed"] for run in planned}),
+        "runs": [{"name": run.name, "settings": run.settings, "seed": run.setup["seed"],
+                  "final": finals[run.name]} for run in planned],
+    }
+    runs.write_csv(out_dir / "summary.csv", [_row(run, finals[run.name]) for run in planned])
+    plotting.plot_runs([out_dir / "runs" / run.name for run in planned], out_dir / "curves.png")
+    runs.write_json(out_dir / "sweep.json", result)  # last: its presence means the sweep is complete
     return result
