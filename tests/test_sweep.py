@@ -134,7 +134,7 @@ def local_sweep(tmp_path_factory):
 
 def test_local_sweep_collects_every_run_and_the_summaries(local_sweep):
     out, result, lines = local_sweep
-    assert sorted(p.name for p in out.iterdir()) == ["curves.png", "plan.json", "runs", "summary.csv", "sweep.json"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(sweep.OUTPUT_FILES)
     for name in ("seed0", "seed1"):
         assert sorted(p.name for p in (out / "runs" / name).iterdir()) == sorted(sweep.RUN_FILES)
         config = runs.open_run(out / "runs" / name)

@@ -191,7 +191,8 @@ def make_train_chunk(env: Environment, policy: Policy, config: TrainConfig, *, n
 
                 def advance(c: Carry) -> Carry:
                     new, metrics = step(c[0])
-                    return new, {k: metrics[k].astype(jnp.float32) for k in STEP_METRICS}, metrics["fault"], c[0]
+                    last = {k: metrics[k].astype(jnp.float32) for k in STEP_METRICS}
+                    return new, last, metrics["fault"], c[0]
 
                 return jax.lax.cond(idle, lambda c: c, advance, c), None
 
