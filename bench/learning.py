@@ -36,12 +36,12 @@ MANY_SEEDS = 5
 
 def _setup():
     import weakpg
-    from weakpg._src.app.studies import learning_curves
+    from weakpg._src.app.studies import learning_setups
 
-    setup = learning_curves.PENDULUM
+    setup = learning_setups.PENDULUM
     env = weakpg.envs.make(setup.env_id)
     policy = setup.make_policy(env)
-    return setup, env, policy, learning_curves.METHODS[0]
+    return setup, env, policy, learning_setups.METHODS[0]
 
 
 def child_to_target(seed: int, max_seconds: float) -> dict:

@@ -9,8 +9,8 @@ R independent estimates give the empirical MSE = mean_r ||g_r - grad J||^2 and i
 standard error.
 
 Problems: the scalar LQR of ``weakpg._src.app.studies.problems`` (exact gradient) at gamma 0.9
-and 0.99, and the Pendulum-v1 test bed of ``weakpg._src.app.studies.variance`` (RBF features,
-fixed weights) at gamma 0.95, whose gradient is a large-sample PG-JD reference whose own
+and 0.99, and the Pendulum-v1 test bed of ``weakpg._src.app.studies.variance_measure`` (RBF
+features, fixed weights) at gamma 0.95, whose gradient is a large-sample PG-JD reference whose own
 squared error is checked against the MSEs it is used for. The estimators and the step
 accounting are those of the studies (``weakpg study variance`` measures the per-sample
 variances behind these MSEs).
@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import weakpg
-from weakpg._src.app.studies import problems, variance
+from weakpg._src.app.studies import problems, variance_measure
 from weakpg._src.app.studies.problems import ESTIMATORS, branches_per_sample, num_samples_for_budget
 
 Array = jax.Array
@@ -119,8 +119,8 @@ def measure(key: Array, problem: Problem, *, budget: int, repetitions: int) -> l
         estimate = jax.jit(weakpg.make_gradient_estimator(
             problem.env, problem.policy, gamma=problem.gamma, num_samples=num_samples, **options))
         keys = jax.random.split(jax.random.fold_in(key, index), repetitions)
-        repeats = variance.repeat(estimate, keys, problem.params)
-        errors = np.sum(np.square(repeats.means - variance.flatten(problem.truth)), axis=1)
+        repeats = variance_measure.repeat(estimate, keys, problem.params)
+        errors = np.sum(np.square(repeats.means - problems.flatten(problem.truth)), axis=1)
         rows.append(Row(name, num_samples, float(repeats.env_steps.mean()), float(errors.mean()),
                         float(errors.std(ddof=1) / np.sqrt(repetitions))))
     return rows
@@ -156,7 +156,7 @@ def pendulum_problem(key: Array, config: Config) -> tuple[Problem, int]:
     The truth is a JD coupled reference with ``reference_factor`` times the samples of
     one JD coupled estimate at the budget; returns the problem and the reference's size.
     """
-    testbed, gamma = variance.pendulum_testbed(), variance.PENDULUM_GAMMA
+    testbed, gamma = variance_measure.pendulum_testbed(), variance_measure.PENDULUM_GAMMA
     env, params = testbed.env, testbed.params
     policy = weakpg.LinearGaussian(env, sigma=PENDULUM_SIGMA, features=testbed.features)
     jd_options = dict(ESTIMATORS)["JD coupled"]
@@ -170,7 +170,8 @@ def pendulum_problem(key: Array, config: Config) -> tuple[Problem, int]:
 
 def ratio_with_stderr(a: Row, b: Row) -> tuple[float, float]:
     """a.mse / b.mse and its delta-method standard error (independent estimates)."""
-    return variance.ratio(variance.Measured(a.mse, a.mse_stderr), variance.Measured(b.mse, b.mse_stderr))
+    return variance_measure.ratio(variance_measure.Measured(a.mse, a.mse_stderr),
+                                  variance_measure.Measured(b.mse, b.mse_stderr))
 
 
 def format_table(problem: Problem, rows: list[Row], budget: int, repetitions: int) -> str:
@@ -205,7 +206,7 @@ def format_comparison(results: dict[str, list[Row]]) -> str:
         figure = f"{low:g}" if low == high else f"{low:g}-{high:g}"
         lines.append(f"  {name}: JD coupled / SF = {ratio:.3g} +- {se:.2g}; prototype {figure}: "
                      f"we {verdict(ratio, se, low, high)} it")
-        best = min((by_name[b] for b in variance.BASELINES), key=lambda r: r.mse)
+        best = min((by_name[b] for b in variance_measure.BASELINES), key=lambda r: r.mse)
         ratio, se = ratio_with_stderr(jd, best)
         met = "met" if 1 / ratio >= TARGET_BASELINE_FACTOR else "not met"
         lines.append(f"  {name}: JD coupled / best SF with baseline ({best.estimator}) = "

@@ -7,7 +7,7 @@ import pytest
 
 import weakpg
 from weakpg._src.app import settings
-from weakpg._src.app.studies.learning_curves import CARTPOLE, METHODS
+from weakpg._src.app.studies.learning_setups import CARTPOLE, METHODS
 from weakpg._src.driver import train
 from weakpg._src.evaluation import DEFAULT_EPISODE_LENGTH, make_evaluator, standard_episode_length
 

@@ -12,7 +12,8 @@ import weakpg
 from weakpg._src import runs
 from weakpg._src.app.plotting import common_grid, mean_and_band, method_label, plot_curves, plot_runs
 from weakpg._src.app.studies import learning_curves
-from weakpg._src.app.studies.learning_curves import CARTPOLE, METHODS, PENDULUM, reproduce
+from weakpg._src.app.studies.learning_curves import reproduce
+from weakpg._src.app.studies.learning_setups import CARTPOLE, METHODS, PENDULUM
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from weakpg._src.app.studies import unbiased
+from weakpg._src.app.studies import unbiased, unbiased_measure
 from weakpg._src.app.studies.problems import ESTIMATORS, lqr_problem
 from weakpg._src.distributions import Gaussian, WeakDerivative
 
@@ -83,7 +83,7 @@ def test_pooled_chunks_equal_the_pooled_samples():
     samples = np.random.default_rng(0).normal(size=(8, 50, 3))
     means = samples.mean(axis=1)
     stderrs = samples.std(axis=1, ddof=1) / np.sqrt(50)
-    pooled_mean, pooled_stderr = unbiased.pool_chunks(means, stderrs, 50)
+    pooled_mean, pooled_stderr = unbiased_measure.pool_chunks(means, stderrs, 50)
     assert pooled_mean.shape == (4, 3)
     for k, chunks in enumerate((1, 2, 4, 8)):
         flat = samples[:chunks].reshape(-1, 3)
@@ -109,9 +109,9 @@ def test_measure_flags_a_wrong_weak_derivative_constant():
 
     problem = lqr_problem("scalar LQR", 0.9)
     with mock.patch.object(Gaussian, "weak_derivative", doubled):
-        running = unbiased.measure(problem, problem.policy, dict(estimator="jd"), jax.random.key(0),
-                                   chunk=1024, num_chunks=2,
-                                   compiler_options=unbiased.QUICK_COMPILER_OPTIONS)
+        running = unbiased_measure.measure(problem, problem.policy, dict(estimator="jd"), jax.random.key(0),
+                                           chunk=1024, num_chunks=2,
+                                           compiler_options=unbiased.QUICK_COMPILER_OPTIONS)
     assert np.all(np.isfinite(running.z))
     assert np.max(np.abs(running.z[-1])) > unbiased.THRESHOLD
     np.testing.assert_allclose(running.mean[-1], 2 * unbiased.flatten(problem.exact),

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from weakpg._src.app.studies import unbounded
+from weakpg._src.app.studies import unbounded, unbounded_measure
 from weakpg._src.app.studies.base import StudyResult
 
-GAMMA = unbounded.GAMMA
+GAMMA = unbounded_measure.GAMMA
 
 
 def read(path: Path) -> list[dict[str, float | str]]:
@@ -35,18 +35,18 @@ def study(tmp_path_factory) -> tuple[StudyResult, object]:
 
 def test_growth_exponent_recovers_power_laws():
     x = np.array([1.0, 2.0, 4.0, 8.0, 16.0])
-    assert unbounded.growth_exponent(x, 3.0 * x**2.5) == pytest.approx(2.5, abs=1e-9)
-    assert unbounded.growth_exponent(x, 0.1 * x**-1.0) == pytest.approx(-1.0, abs=1e-9)
-    assert unbounded.growth_exponent(x, np.full(5, 7.0)) == pytest.approx(0.0, abs=1e-9)
+    assert unbounded_measure.growth_exponent(x, 3.0 * x**2.5) == pytest.approx(2.5, abs=1e-9)
+    assert unbounded_measure.growth_exponent(x, 0.1 * x**-1.0) == pytest.approx(-1.0, abs=1e-9)
+    assert unbounded_measure.growth_exponent(x, np.full(5, 7.0)) == pytest.approx(0.0, abs=1e-9)
     # A floor hides the power law at small x; fitting from min_x recovers it.
     x = 2.0 ** np.arange(11)
     floored = 100.0 + x**3
-    assert unbounded.growth_exponent(x, floored) < 2.8
-    assert unbounded.growth_exponent(x, floored, min_x=100.0) == pytest.approx(3.0, abs=0.01)
+    assert unbounded_measure.growth_exponent(x, floored) < 2.8
+    assert unbounded_measure.growth_exponent(x, floored, min_x=100.0) == pytest.approx(3.0, abs=0.01)
 
 
 def test_optimal_gain_is_a_stationary_maximum():
-    env = unbounded.LEARNING_ENV
+    env = unbounded_measure.LEARNING_ENV
     k_star = env.optimal_gain(GAMMA)
     gradient = env.exact_gradient(k_star, 0.5, GAMMA)["weights"]
     value = float(env.exact_value(k_star, 0.5, GAMMA))
@@ -56,16 +56,16 @@ def test_optimal_gain_is_a_stationary_maximum():
 
 
 def test_stabilising_and_outcome():
-    env = unbounded.LEARNING_ENV  # A = 1.05, B = 0.5: stabilising for about -4.2 < K < 0.008
+    env = unbounded_measure.LEARNING_ENV  # A = 1.05, B = 0.5: stabilising for about -4.2 < K < 0.008
     weights = np.array([-0.2, -4.5, 0.1, np.nan]).reshape(4, 1, 1)
-    assert unbounded.stabilising(env, weights, GAMMA).tolist() == [True, False, False, False]
-    assert unbounded.outcome(np.array([2.0, 0.5, 0.01])) == "converged"
-    assert unbounded.outcome(np.array([2.0, 0.5, 0.2])) == "stalled"
-    assert unbounded.outcome(np.array([2.0, np.inf, 0.01])) == "diverged"
+    assert unbounded_measure.stabilising(env, weights, GAMMA).tolist() == [True, False, False, False]
+    assert unbounded_measure.outcome(np.array([2.0, 0.5, 0.01])) == "converged"
+    assert unbounded_measure.outcome(np.array([2.0, 0.5, 0.2])) == "stalled"
+    assert unbounded_measure.outcome(np.array([2.0, np.inf, 0.01])) == "diverged"
 
 
 def test_verdicts_follow_the_exponents():
-    budget = unbounded.QUICK
+    budget = unbounded_measure.QUICK
     bounded = {("scalar LQR", "SF"): 3.0, ("scalar LQR", "JD coupled"): 0.1}
     assert [f.verdict for f in unbounded._growth_findings(bounded, budget)] == ["holds", "holds"]
     same = {("scalar LQR", "SF"): 3.0, ("scalar LQR", "JD coupled"): 2.9}
@@ -99,7 +99,7 @@ def test_distribution_samples(study):
     assert rows and all(math.isfinite(v) for r in rows for k, v in r.items() if k != "estimator")
     by = {(r["estimator"], r["state"]): r for r in rows}
     states = sorted({r["state"] for r in rows})
-    for label in unbounded.STATE_ESTIMATORS:
+    for label in unbounded_measure.STATE_ESTIMATORS:
         assert by[(label, states[-1])]["q90_abs"] > by[(label, states[0])]["q90_abs"]
     # Relative spread: grows with |s| for SF, stays put for coupled JD.
     spread = lambda label, s: by[(label, s)]["rms"] / abs(by[(label, s)]["exact"])
@@ -109,7 +109,7 @@ def test_distribution_samples(study):
 
 def test_learning_outcomes_per_seed(study):
     _, out = study
-    budget = unbounded.QUICK
+    budget = unbounded_measure.QUICK
     rows = read(out / "unbounded_learning.csv")
     assert len(rows) == len(budget.learners) * len(budget.learning_rates) * budget.seeds
     for learner in budget.learners:
@@ -119,13 +119,14 @@ def test_learning_outcomes_per_seed(study):
     for r in rows:
         assert r["outcome"] in ("converged", "stalled", "diverged")
         assert (r["outcome"] == "diverged") == (r["diverged_at"] >= 0)
-        assert (r["outcome"] == "converged") == (r["diverged_at"] < 0 and r["final_gap"] <= unbounded.GAP_TOL)
+        converged = r["diverged_at"] < 0 and r["final_gap"] <= unbounded_measure.GAP_TOL
+        assert (r["outcome"] == "converged") == converged
     curves = read(out / "unbounded_curves.csv")
     assert len(curves) == len(budget.learners) * len(budget.learning_rates) * (budget.iterations + 1)
 
 
 def test_learning_verdict_follows_the_outcomes():
-    budget = unbounded.QUICK
+    budget = unbounded_measure.QUICK
 
     def rows(jd: str, sf: str) -> list[dict]:
         return [{"method": label, "alpha_0": rate, "seed": seed, "outcome": outcome,

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from weakpg._src.app.studies import problems, variance
+from weakpg._src.app.studies import problems, variance, variance_measure
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TEXT_COLUMNS = ("testbed", "estimator", "comparison", "per", "against")
@@ -38,7 +38,8 @@ def test_every_case_and_estimator_has_finite_positive_variances(quick):
     _, _, tables = quick
     rows = tables[""]
     assert {(r["testbed"], r["sigma"], r["gamma"], r["estimator"]) for r in rows} == {
-        (*case, e.label) for case in variance.cases(variance.QUICK) for e in problems.ESTIMATORS}
+        (*case, e.label) for case in variance_measure.cases(variance_measure.QUICK)
+        for e in problems.ESTIMATORS}
     for row in rows:
         numbers = [v for k, v in row.items() if k not in TEXT_COLUMNS]
         assert all(math.isfinite(v) and v > 0 for v in numbers), row
@@ -72,7 +73,7 @@ def test_per_sample_variance_is_the_spread_of_the_estimates(quick):
 def test_jd_coupled_is_far_below_sf_per_env_step(quick):
     _, _, tables = quick
     by_key = {(r["sigma"], r["estimator"]): r for r in tables[""]}
-    for sigma in variance.QUICK.lqr_sigmas:
+    for sigma in variance_measure.QUICK.lqr_sigmas:
         sf, jd = by_key[(sigma, "SF")], by_key[(sigma, "JD coupled")]
         gap = sf["var_per_step"] - jd["var_per_step"]
         assert gap > 5 * math.hypot(sf["var_per_step_se"], jd["var_per_step_se"])
@@ -109,18 +110,18 @@ def test_verdict_and_significance():
 
 
 def test_ratio_carries_the_delta_method_stderr():
-    r = variance.ratio(variance.Measured(2.0, 0.2), variance.Measured(4.0, 0.2))
+    r = variance_measure.ratio(variance_measure.Measured(2.0, 0.2), variance_measure.Measured(4.0, 0.2))
     assert r.value == pytest.approx(0.5)
     assert r.stderr == pytest.approx(0.5 * math.hypot(0.1, 0.05))
 
 
 def test_per_sample_variance_and_non_finite_estimates_raise():
     stderrs = np.array([[1.0, 0.0], [0.0, 2.0]])  # N = 4: v = (4, 16)
-    v = variance.per_sample_variance(stderrs, 4)
+    v = variance_measure.per_sample_variance(stderrs, 4)
     assert v.value == pytest.approx(10.0)
     assert v.stderr == pytest.approx(np.std([4.0, 16.0], ddof=1) / math.sqrt(2))
-    repeats = variance.Repeats(np.array([[1.0], [np.nan], [2.0]]), np.ones((3, 1)), np.ones(3))
+    repeats = variance_measure.Repeats(np.array([[1.0], [np.nan], [2.0]]), np.ones((3, 1)), np.ones(3))
     with pytest.raises(RuntimeError, match="JD on LQR: 1 of 3 estimates are not finite"):
-        variance.check_finite(repeats, "JD on LQR")
-    finite = variance.Repeats(np.ones((2, 1)), np.ones((2, 1)), np.ones(2))
-    assert variance.check_finite(finite, "JD on LQR") is finite
+        variance_measure.check_finite(repeats, "JD on LQR")
+    finite = variance_measure.Repeats(np.ones((2, 1)), np.ones((2, 1)), np.ones(2))
+    assert variance_measure.check_finite(finite, "JD on LQR") is finite

@@ -14,30 +14,8 @@ State (``GymnasiumState``): the host state vector, float64 carried bit for bit a
 plain JAX), and whether a terminal state was reached (absorbing with reward 0, as in
 gymnax_envs). The env runs unwrapped: no time limit, the infinite-horizon process.
 
-Families, and what their state vector holds:
-  classic control (CartPole, Pendulum, MountainCar, MountainCarContinuous, Acrobot):
-    ``env.unwrapped.state`` and its dtype. The dtype matters: MountainCarContinuous keeps
-    float64 after ``reset`` and float32 after ``step``, and its next step computes in
-    that dtype. CartPole's ``steps_beyond_terminated`` is cleared on restore, since a
-    restored state is never terminal (terminal states are not stepped again).
-  MuJoCo (any ``gymnasium.envs.mujoco.MujocoEnv``): ``mj_getState`` with
-    ``mjSTATE_INTEGRATION``, everything ``mj_step`` reads. qpos, qvel, act and time
-    (``mjSTATE_FULLPHYSICS``) are not enough: the constraint solver starts from
-    ``qacc_warmstart``, and without it Hopper-v5 and Walker2d-v5 drift by 1e-14 to 1e-13
-    within 50 steps. ``mjSTATE_INTEGRATION`` adds the warm start, ctrl and the inputs a
-    custom env may set (applied forces, mocap bodies, equality switches, userdata).
-    Restoring that state is still not enough to reproduce a plain gymnasium loop:
-    ``mj_step`` leaves the derived quantities (body positions ``xpos``, ``xipos``) at
-    the last substep's start, and Ant-v5 and Humanoid-v5 read them before simulating to
-    compute their forward velocity. So after a step the adapter saves the state at the
-    start of the last substep (recorded inside ``MujocoEnv.do_simulation``), and a
-    restore replays that one substep: the env's ``mjData`` is then exactly what the
-    plain loop would hold (restoring with ``mj_forward`` instead would make Ant's forward
-    reward measure 4 of its 5 substeps). The replay costs one substep per step (HalfCheetah
-    simulates 5). After a reset, the state itself is saved, and a restore runs
-    ``mj_forward`` as gymnasium's ``set_state`` does.
-Other environments (toy_text, Box2D, anything else) are refused with a ValueError: their
-state cannot be read and restored through a documented interface.
+Families, and what their state vector holds: see ``host_simulators``. Other
+environments (toy_text, Box2D, anything else) are refused with a ValueError.
 
 Actions reach the env as a plain gymnasium loop would pass them: in the action space's
 dtype, unclipped (MuJoCo clamps ctrl to its range, while control costs see the raw
@@ -49,7 +27,6 @@ thread-local ``jax.enable_x64()`` context is off).
 
 from __future__ import annotations
 
-import abc
 import functools
 import threading
 from typing import Any, NamedTuple
@@ -61,16 +38,11 @@ import numpy as np
 from gymnasium import spaces
 
 from weakpg._src.envs.base import Array, Environment
+from weakpg._src.envs.host_simulators import CLASSIC_CONTROL, MUJOCO, host_simulator, unsupported
 
-SUPPORTED = ("classic control (CartPole, Pendulum, MountainCar, MountainCarContinuous, Acrobot) "
-             "and MuJoCo (any gymnasium.envs.mujoco.MujocoEnv: InvertedPendulum, HalfCheetah, "
-             "Hopper, ...)")
-_CLASSIC_CONTROL = "gymnasium.envs.classic_control"
-_MUJOCO = "gymnasium.envs.mujoco"
 # Wrappers gymnasium.make adds; they only enforce the API and the time limit, which the
 # adapter drops on purpose. Any other wrapper changes the process and would be lost.
 _MAKE_WRAPPERS = ("TimeLimit", "OrderEnforcing", "PassiveEnvChecker")
-_STATE_DTYPES = (np.float64, np.float32)
 
 
 class GymnasiumState(NamedTuple):
@@ -87,144 +59,6 @@ class GymnasiumState(NamedTuple):
     terminated: Array
 
 
-class _HostSimulator(abc.ABC):
-    """One gymnasium env whose state is saved to and restored from a float64 vector.
-
-    Saves write into a row of the caller's batch buffer: the host loop allocates nothing
-    per step.
-    """
-
-    size: int  # length of the state vector
-
-    def __init__(self, env: gymnasium.Env):
-        self.env = env
-
-    @abc.abstractmethod
-    def save_reset(self, out: np.ndarray) -> None:
-        """Write the state vector right after ``env.reset`` into ``out``."""
-
-    @abc.abstractmethod
-    def save_step(self, out: np.ndarray) -> None:
-        """Write the state vector right after ``env.step`` into ``out``."""
-
-    @abc.abstractmethod
-    def restore(self, vector: np.ndarray) -> None:
-        """Put the env in the state ``vector`` describes, ready for ``env.step``."""
-
-    def reset(self, seed: int, out: np.ndarray) -> Any:
-        """Reset with this seed; the state vector goes to ``out``, the observation is returned."""
-        obs, _ = self.env.reset(seed=seed)
-        self.save_reset(out)
-        return obs
-
-    def step(self, vector: np.ndarray, action: Any, out: np.ndarray) -> tuple[Any, float, bool]:
-        """Step from ``vector``; the next state vector goes to ``out``."""
-        self.restore(vector)
-        obs, reward, terminated, _, _ = self.env.step(action)
-        self.save_step(out)
-        return obs, reward, terminated
-
-
-class _ClassicControl(_HostSimulator):
-    """State vector: [dtype index, *env.state]; see the module docstring."""
-
-    def __init__(self, env: gymnasium.Env):
-        super().__init__(env)
-        env.reset(seed=0)  # classic control envs have no state before their first reset
-        self.size = 1 + np.asarray(env.state).size
-
-    def save_reset(self, out: np.ndarray) -> None:
-        state = np.asarray(self.env.state)
-        out[0] = _STATE_DTYPES.index(state.dtype.type)
-        out[1:] = state
-
-    save_step = save_reset
-
-    def restore(self, vector: np.ndarray) -> None:
-        self.env.state = vector[1:].astype(_STATE_DTYPES[int(vector[0])])
-        if hasattr(self.env, "steps_beyond_terminated"):
-            self.env.steps_beyond_terminated = None
-
-
-class _Mujoco(_HostSimulator):
-    """State vector: [replay flag, *mj_getState(mjSTATE_INTEGRATION)]; see the module docstring.
-
-    Flag 0: the state itself (after a reset), restored with ``mj_forward``. Flag 1: the
-    state at the start of the last substep, restored by replaying that substep.
-    """
-
-    def __init__(self, env: gymnasium.Env):
-        super().__init__(env)
-        import mujoco  # importable whenever a MujocoEnv exists
-
-        self._mujoco = mujoco
-        self._spec = mujoco.mjtState.mjSTATE_INTEGRATION
-        self.size = 1 + mujoco.mj_stateSize(env.model, self._spec)
-        self._last_substep = np.empty(self.size - 1)
-        self._recorded = False
-        simulate = env.do_simulation
-
-        def do_simulation(ctrl: Any, n_frames: int) -> None:
-            # Splitting n frames into n - 1 and 1 changes nothing: mj_step(nstep=n) is n
-            # single steps, and mj_rnePostConstraint writes no state.
-            if n_frames > 1:
-                simulate(ctrl, n_frames - 1)
-            self._get(self._last_substep)
-            self._recorded = True
-            simulate(ctrl, 1)
-
-        env.do_simulation = do_simulation
-
-    def _get(self, out: np.ndarray) -> None:
-        self._mujoco.mj_getState(self.env.model, self.env.data, out, self._spec)
-
-    def save_reset(self, out: np.ndarray) -> None:
-        out[0] = 0.0
-        self._get(out[1:])
-
-    def save_step(self, out: np.ndarray) -> None:
-        if not self._recorded:
-            raise RuntimeError(
-                f"{type(self.env).__name__}.step did not call MujocoEnv.do_simulation, so the "
-                "state before its last substep was not recorded and the step cannot be restored")
-        out[0] = 1.0
-        out[1:] = self._last_substep
-
-    def restore(self, vector: np.ndarray) -> None:
-        mujoco, model, data = self._mujoco, self.env.model, self.env.data
-        self._recorded = False
-        mujoco.mj_setState(model, data, vector[1:], self._spec)
-        if vector[0] == 0.0:
-            mujoco.mj_forward(model, data)
-        else:
-            mujoco.mj_step(model, data)
-            mujoco.mj_rnePostConstraint(model, data)
-
-
-def _derives_from(env: gymnasium.Env, package: str, name: str | None = None) -> bool:
-    """True when the env's class or a base class lives in ``package`` (and is called ``name``).
-
-    Checked by name, so that recognising a MuJoCo env never imports mujoco.
-    """
-    return any(cls.__module__.startswith(package + ".") and name in (None, cls.__name__)
-               for cls in type(env).__mro__)
-
-
-def _unsupported(name: str, why: str) -> ValueError:
-    return ValueError(f"cannot run {name} from a saved state: {why}. Supported: {SUPPORTED}")
-
-
-def _host_simulator(env: gymnasium.Env, name: str) -> _HostSimulator:
-    """The family of ``env`` (unwrapped), or a ValueError saying why it has none."""
-    if _derives_from(env, _MUJOCO, "MujocoEnv"):
-        return _Mujoco(env)
-    if _derives_from(env, _CLASSIC_CONTROL):
-        return _ClassicControl(env)
-    raise _unsupported(
-        name, f"{type(env).__module__}.{type(env).__name__} has no state the adapter can read "
-              "and restore")
-
-
 def _make(env_id: str, make_kwargs: dict[str, Any]) -> gymnasium.Env:
     """``gymnasium.make(env_id)``, with errors that say what to do."""
     try:
@@ -234,13 +68,13 @@ def _make(env_id: str, make_kwargs: dict[str, Any]) -> gymnasium.Env:
     # Refuse gymnasium's other families before making them: creating a Box2D env without
     # box2d installed would fail with an install hint that leads nowhere.
     if (isinstance(entry_point, str) and entry_point.startswith("gymnasium.envs.")
-            and not entry_point.startswith((_CLASSIC_CONTROL + ".", _MUJOCO + "."))):
-        raise _unsupported(repr(env_id), f"its family ({entry_point.split(':')[0]}) has no state "
-                                         "the adapter can read and restore")
+            and not entry_point.startswith((CLASSIC_CONTROL + ".", MUJOCO + "."))):
+        raise unsupported(repr(env_id), f"its family ({entry_point.split(':')[0]}) has no state "
+                                        "the adapter can read and restore")
     try:
         return gymnasium.make(env_id, **make_kwargs)
     except gymnasium.error.DependencyNotInstalled as err:
-        if isinstance(entry_point, str) and entry_point.startswith(_MUJOCO + "."):
+        if isinstance(entry_point, str) and entry_point.startswith(MUJOCO + "."):
             raise ValueError(f"{env_id!r} needs MuJoCo: pip install weakpg[mujoco] ({err})") from None
         raise ValueError(f"gymnasium could not create {env_id!r}: {err}") from None
     except ImportError as err:  # e.g. the mujoco-py ids (v2, v3), moved out of gymnasium
@@ -274,7 +108,7 @@ class GymnasiumEnvironment(Environment):
         self.env_id = env.spec.id if env.spec is not None else type(env.unwrapped).__name__
         name = repr(self.env_id)
         _check_wrappers(env, name)
-        self._simulator = _host_simulator(env.unwrapped, name)
+        self._simulator = host_simulator(env.unwrapped, name)
         action_space, observation_space = env.action_space, env.observation_space
         if not isinstance(observation_space, spaces.Box):
             raise ValueError(f"{name} must have a Box observation space, got {observation_space}")

@@ -4,17 +4,18 @@ Theorem 3 of the paper: the PG-JD estimate from phantom roll-outs is unbiased; t
 score-function seed: a baseline that does not depend on the action keeps REINFORCE
 unbiased, because E_a[b(s) grad log pi(a|s)] = b(s) grad int pi(da|s) = 0.
 
-For each test bed (``problems.lqr_problem``, ``problems.finite_mdp_problem``) and each
-estimator of ``problems.ESTIMATORS``, one jitted estimator of ``chunk`` samples runs on
-independent keys; the chunks are pooled into running means at n = chunk, 2 chunk, 4 chunk,
-... with their standard errors, and every gradient element i gets
-z_i = (mean_i - exact_i) / stderr_i. An unbiased estimator keeps |z_i| <= 4 (under
-normality P(|z| > 4) = 6.3e-5 per comparison); a biased one has |z_i| growing like sqrt(n).
+For each test bed and each estimator of ``problems.ESTIMATORS``, ``unbiased_measure``
+gives running means and z_i = (mean_i - exact_i) / stderr_i at n = chunk, 2 chunk, ....
+An unbiased estimator keeps |z_i| <= 4 (under normality P(|z| > 4) = 6.3e-5 per
+comparison); a biased one has |z_i| growing like sqrt(n).
 
 The negative control shows that the test sees bias: PG-SF whose roll-out baseline
 restarts from the sampled action itself, b(s, a) = Q-hat'(s, a), an independent roll-out
 (``ActionDependentBaseline``). Then E[(Q-hat(s, a) - Q-hat'(s, a)) grad log pi(a|s)] = 0:
 the control's mean is 0, its bias the whole of -grad J.
+
+This module holds the control, ``run`` (measure, write the CSV) and the findings, table
+and figure.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -31,19 +32,17 @@ import numpy as np
 from weakpg._src import runs
 from weakpg._src.app import plotting
 from weakpg._src.app.studies.base import QUICK_COMPILER_OPTIONS, Finding, StudyResult, markdown_table, verdict
-from weakpg._src.app.studies.problems import (
-    ESTIMATORS,
-    SIGMA,
-    Estimator,
-    Problem,
-    finite_mdp_problem,
-    flatten,
-    lqr_problem,
+from weakpg._src.app.studies.problems import ESTIMATORS, SIGMA, Estimator, Problem, flatten
+from weakpg._src.app.studies.unbiased_measure import (
+    Running,
+    Setting,
+    csv_rows,
+    element_names,
+    measure,
+    settings,
 )
 from weakpg._src.distributions import Distribution
-from weakpg._src.gradients import make_gradient_estimator
 from weakpg._src.policies import Params, Policy
-from weakpg._src.testing import z_scores
 
 Array = jax.Array
 
@@ -102,121 +101,11 @@ class ActionDependentBaseline(Policy):
         return self.policy.env_action(action)
 
 
-class Setting(NamedTuple):
-    """A test bed, its sample sizes n = chunk, 2 chunk, ..., chunk * num_chunks (a power
-    of two), and whether the control runs on it."""
-
-    problem: Problem
-    chunk: int
-    num_chunks: int
-    control: bool
-
-
-class Running(NamedTuple):
-    """Running estimates of one estimator on one problem, at K sample sizes.
-
-    Attributes:
-      n: (K,) samples pooled, chunk * 2^k.
-      env_steps: (K,) environment steps those samples cost.
-      mean, stderr: (K, P) pooled mean and standard error of the P flattened gradient elements.
-      z: (K, P) (mean - exact) / stderr.
-    """
-
-    n: np.ndarray
-    env_steps: np.ndarray
-    mean: np.ndarray
-    stderr: np.ndarray
-    z: np.ndarray
-
-
-def settings(quick: bool) -> list[Setting]:
-    """The test beds: the scalar LQR at gamma 0.9 in quick mode (every distinct estimator
-    costs seconds of compilation); in full mode the scalar and 2-D LQR at gamma 0.9 and
-    0.99 and two random 5x3 MDPs at gamma 0.9, n from 65k (gamma 0.99: 100-500 steps a
-    sample) to 524k. The control runs at gamma 0.9 only: at 0.99 its spread is that of
-    plain SF, so even its bias of the whole gradient needs millions of samples to show."""
-    if quick:
-        return [Setting(lqr_problem("scalar LQR", 0.9), 2048, 8, control=True)]
-    return [
-        Setting(lqr_problem("scalar LQR", 0.9), 16384, 32, control=True),
-        Setting(lqr_problem("scalar LQR", 0.99), 4096, 16, control=False),
-        Setting(lqr_problem("2-D LQR", 0.9), 16384, 16, control=True),
-        Setting(lqr_problem("2-D LQR", 0.99), 4096, 16, control=False),
-        Setting(finite_mdp_problem(0, 0.9), 8192, 16, control=True),
-        Setting(finite_mdp_problem(1, 0.9), 8192, 16, control=True),
-    ]
-
-
-def element_names(tree: Params) -> list[str]:
-    """Names of the flattened elements: "weights[0,1]", "logits[4,2]"."""
-    names = []
-    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        base = "".join(str(getattr(p, "key", p)) for p in path)
-        names += [f"{base}[{','.join(map(str, i))}]" for i in np.ndindex(np.shape(leaf))]
-    return names
-
-
-def pool_chunks(means: np.ndarray, stderrs: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and standard error of the first k chunks pooled, for k = 1, 2, 4, ..., C.
-
-    Chunk c has ``chunk`` = m samples, mean m_c and stderr s_c, so its sum of squared
-    deviations is D_c = (m - 1) m s_c^2. Pooling k chunks: M = mean_c m_c,
-    D = sum_c D_c + m sum_c (m_c - M)^2, stderr = sqrt(D / (k m - 1) / (k m)), exactly
-    what the k m samples together would give.
-
-    Args:
-      means, stderrs: (C, P), C a power of two.
-      chunk: samples per chunk.
-    Returns:
-      (K, P) means and standard errors, K = log2(C) + 1.
-    """
-    pooled_means, pooled_stderrs = [], []
-    for k in 2 ** np.arange(int(np.log2(len(means))) + 1):
-        m_c, s_c = means[:k], stderrs[:k]
-        mean = m_c.mean(axis=0)
-        squares = np.sum((chunk - 1) * chunk * s_c**2 + chunk * (m_c - mean) ** 2, axis=0)
-        n = k * chunk
-        pooled_means.append(mean)
-        pooled_stderrs.append(np.sqrt(squares / (n - 1) / n))
-    return np.stack(pooled_means), np.stack(pooled_stderrs)
-
-
-def measure(problem: Problem, policy: Policy, options: dict[str, Any], key: Array, *,
-            chunk: int, num_chunks: int, compiler_options: dict[str, Any] | None = None) -> Running:
-    """Running estimates of one estimator (``make_gradient_estimator`` ``options``) of
-    ``problem``'s gradient under ``policy``, from ``num_chunks`` independent chunks of
-    ``chunk`` samples (keys ``fold_in(key, c)``), against ``problem.exact``.
-
-    A fresh jit (with XLA ``compiler_options``) each call, so a patched distribution is
-    traced anew.
-    """
-    estimate = jax.jit(make_gradient_estimator(problem.env, policy, gamma=problem.gamma,
-                                               num_samples=chunk, **options),
-                       compiler_options=compiler_options)
-    outs = [estimate(jax.random.fold_in(key, c), problem.params) for c in range(num_chunks)]
-    means = np.stack([flatten(o.mean) for o in outs])
-    stderrs = np.stack([flatten(o.stderr) for o in outs])
-    steps = np.cumsum([int(o.env_steps) for o in outs])
-    mean, stderr = pool_chunks(means, stderrs, chunk)
-    n_chunks = 2 ** np.arange(len(mean))
-    return Running(n=n_chunks * chunk, env_steps=steps[n_chunks - 1], mean=mean, stderr=stderr,
-                   z=z_scores(mean, stderr, flatten(problem.exact)))
-
-
 def _cases(setting: Setting) -> list[tuple[str, Policy, dict[str, Any]]]:
     """(label, policy, options) of every estimator, and of the control where it runs."""
     policy = setting.problem.policy
     control = [(CONTROL.label, ActionDependentBaseline(policy), CONTROL.options)] if setting.control else []
     return [(e.label, policy, e.options) for e in ESTIMATORS] + control
-
-
-def _rows(problem: Problem, label: str, running: Running) -> list[dict[str, Any]]:
-    exact = flatten(problem.exact)
-    return [dict(problem=problem.name, estimator=label, n=int(n), env_steps=int(steps), element=name,
-                 estimate=float(running.mean[k, i]), stderr=float(running.stderr[k, i]),
-                 exact=float(exact[i]), z=float(running.z[k, i]))
-            for k, (n, steps) in enumerate(zip(running.n, running.env_steps))
-            for i, name in enumerate(element_names(problem.exact))]
 
 
 def resolution(running: Running, exact: np.ndarray) -> float:
@@ -357,7 +246,7 @@ def run(out_dir: Path, *, quick: bool, seed: int, progress: Callable[[str], None
                               chunk=setting.chunk, num_chunks=setting.num_chunks,
                               compiler_options=QUICK_COMPILER_OPTIONS if quick else None)
             results[problem.name][label] = running
-            rows += _rows(problem, label, running)
+            rows += csv_rows(problem, label, running)
         final_z = {label: float(np.max(np.abs(r.z[-1]))) for label, r in results[problem.name].items()}
         control = final_z.pop(CONTROL.label, None)
         progress(f"{NAME}: {problem.name}: max |z| {max(final_z.values()):.2f} (unbiased)"
