@@ -1,11 +1,13 @@
-"""Shared test helpers: the tiny LQR of the training tests and a metrics reader."""
+"""Shared test helpers: the tiny LQR of the training tests, a simulator that blows up, a metrics reader."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import jax.numpy as jnp
 import pytest
 
+from weakpg._src.envs.base import Environment
 from weakpg.envs import LinearQuadratic
 
 A, B, Q, R, GAMMA = 0.9, 0.5, 1.0, 0.1, 0.9
@@ -23,3 +25,22 @@ def metrics_without_wall_clock(path: Path) -> list[list[str]]:
     keep = [i for i, name in enumerate(lines[0]) if name != "wall_seconds"]
     assert len(lines) > 2 and len(keep) == len(lines[0]) - 1
     return [[cells[i] for i in keep] for cells in lines]
+
+
+class NanRewardAfter(Environment):
+    """``inner`` whose reward is nan from its step ``after`` on (a simulator that blows up)."""
+
+    def __init__(self, inner: Environment, after: int):
+        self.inner, self.after = inner, after
+        self.observation_shape, self.action_shape = inner.observation_shape, inner.action_shape
+
+    def reset(self, key):
+        return self.inner.reset(key), jnp.zeros((), jnp.int32)
+
+    def step(self, key, state, action):
+        inner_state, t = state
+        next_state, reward = self.inner.step(key, inner_state, action)
+        return (next_state, t + 1), jnp.where(t >= self.after, jnp.nan, reward)
+
+    def observe(self, state):
+        return self.inner.observe(state[0])

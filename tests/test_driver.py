@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import numpy as np
 import pytest
-from conftest import GAMMA, metrics_without_wall_clock
+from conftest import GAMMA, NanRewardAfter, metrics_without_wall_clock
 
 import weakpg
 from weakpg._src import runs
 from weakpg._src.config import TrainConfig
-from weakpg._src.driver import train, train_seeds
+from weakpg._src.driver import METRIC_FIELDS, _storable, train, train_seeds
+from weakpg._src.errors import NonFiniteError
+from weakpg._src.train import init_state
 
 CONFIG = TrainConfig(estimator="jd", gamma=GAMMA, batch_size=64, lr=0.05, schedule_power=0.6,
                      iterations=60, env_steps=None, eval_every=3)
@@ -104,3 +107,68 @@ def test_bad_seed_lists_are_refused(lqr, policy):
         train_seeds(lqr, policy, CONFIG, seeds=[-1])
     with pytest.raises(ValueError, match="resume=True needs the run folders"):
         train_seeds(lqr, policy, CONFIG, seeds=[0], resume=True)
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_a_nan_evaluation_stops_training_and_keeps_the_last_checkpoint(tmp_path, lqr, policy):
+    env = NanRewardAfter(lqr, after=3)
+    with pytest.raises(NonFiniteError, match="the evaluation's return became non-finite .* at iteration 0 "
+                       "of seed 0; training stopped; no checkpoint was written") as caught:
+        train(env, policy, CONFIG, episode_length=20, run_dir=tmp_path / "run")
+    assert caught.value.what == "the evaluation's return" and caught.value.rows == []
+    assert list((tmp_path / "run").iterdir()) == []
+
+
+def test_an_overflowing_update_is_not_taken(tmp_path, lqr, policy):
+    # A step of 1e38 makes the parameters inf at the first update whose gradient is not tiny.
+    config = dataclasses.replace(CONFIG, lr=1e38, schedule_power=0.0, eval_every=1)
+    with pytest.raises(NonFiniteError, match="the parameters after the update became non-finite") as caught:
+        train(lqr, policy, config, run_dir=tmp_path)
+    error = caught.value
+    assert error.what == "the parameters after the update" and error.seed == 0
+    assert int(error.state.iteration) == error.iteration == error.rows[-1]["iteration"]
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(error.state.params))
+    # The run folder holds the rows and the state up to the iteration that failed, all finite.
+    assert [r["iteration"] for r in runs.read_metrics(tmp_path / runs.METRICS_FILE, METRIC_FIELDS)] == [
+        r["iteration"] for r in error.rows]
+    with pytest.raises(NonFiniteError, match=f"at iteration {error.iteration} of seed 0"):
+        train(lqr, policy, config, run_dir=tmp_path, resume=True)  # the same fault, at once
+
+
+def test_a_checkpoint_with_nan_parameters_is_refused(tmp_path, lqr, policy):
+    train(lqr, policy, dataclasses.replace(CONFIG, iterations=3), run_dir=tmp_path)
+    template = _storable(init_state(policy, CONFIG))[0]
+    state, header = runs.load_checkpoint(tmp_path / runs.CHECKPOINT_FILE, template)
+    runs.save_checkpoint(tmp_path / runs.CHECKPOINT_FILE,
+                         state._replace(params=jax.tree.map(lambda x: x * np.nan, state.params)), header)
+    before = _files(tmp_path)
+    with pytest.raises(ValueError, match=r"holds non-finite parameters \(params\['weights'\]\)"):
+        train(lqr, policy, CONFIG, run_dir=tmp_path, resume=True)
+    assert _files(tmp_path) == before
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda p: p.write_text(""), "is empty: it holds no header and no rows"),
+    (lambda p: p.write_text(p.read_text().splitlines()[0] + "\n"), "ends at no row at all, before its"),
+    (lambda p: p.write_text(p.read_text() + "1,2,x\n"), "line 7 has 3 cells, expected 8"),
+    (lambda p: p.write_text(p.read_text().replace("\n3,", "\nthree,", 1)), "holds something other than"),
+    (lambda p: p.write_text("a,b\n1,2\n"), r"has the columns \['a', 'b'\], expected \['iteration'"),
+])
+def test_damaged_metrics_are_refused_and_left_as_they_are(tmp_path, lqr, policy, damage, message):
+    train(lqr, policy, dataclasses.replace(CONFIG, iterations=12), run_dir=tmp_path)
+    damage(tmp_path / runs.METRICS_FILE)
+    before = _files(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        train(lqr, policy, CONFIG, run_dir=tmp_path, resume=True)
+    assert _files(tmp_path) == before
+
+
+def test_resume_removes_the_temporaries_of_a_killed_write(tmp_path, lqr, policy):
+    train(lqr, policy, dataclasses.replace(CONFIG, iterations=3), run_dir=tmp_path)
+    (tmp_path / ".metrics.csv.k1ll3d.tmp").write_text("half a tab")
+    (tmp_path / ".checkpoint.npz.k1ll3d.tmp").write_bytes(b"half")
+    runs.remove_temporaries(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [runs.CHECKPOINT_FILE, runs.METRICS_FILE]

@@ -8,9 +8,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import NanRewardAfter
 
 import weakpg
 from weakpg._src.app.studies.unbiased import ActionDependentBaseline
+from weakpg._src.errors import NonFiniteError
 from weakpg.distributions import Gaussian, WeakDerivative
 from weakpg.envs import FiniteMDP, LinearQuadratic
 from weakpg.testing import assert_unbiased
@@ -183,3 +185,24 @@ def test_unknown_env_id_and_discrete_mismatch():
         weakpg.LinearGaussian(MDP)
     with pytest.raises(ValueError, match="Softmax needs discrete actions"):
         weakpg.Softmax(SCALAR_LQR)
+
+
+def test_a_non_finite_estimate_raises_and_names_the_parameter(lqr):
+    env = NanRewardAfter(lqr, after=3)
+    policy = weakpg.LinearGaussian(env, sigma=0.5)
+    with pytest.raises(NonFiniteError, match=r"the gradient estimate of params\['weights'\] is not finite"):
+        weakpg.estimate_gradient(jax.random.key(0), env, policy, policy.init(jax.random.key(1)),
+                                 estimator="jd", gamma=0.9, num_samples=8)
+
+
+@pytest.mark.parametrize("params, options, message", [
+    ({"weights": jnp.zeros((1, 1), jnp.int32)}, {}, r"must hold floats .* got dtype int32"),
+    ({"weights": np.zeros((1, 1), bool)}, {}, r"params\['weights'\] must hold floats .* got dtype bool"),
+    (None, {"coupled": "no"}, "coupled must be True or False, got 'no'"),
+])
+def test_params_that_cannot_be_differentiated_and_bad_flags_are_refused(lqr, params, options, message):
+    policy = weakpg.LinearGaussian(lqr, sigma=0.5)
+    params = policy.init(jax.random.key(0)) if params is None else params
+    with pytest.raises(ValueError, match=message):
+        weakpg.estimate_gradient(jax.random.key(0), lqr, policy, params, estimator="jd", gamma=0.9,
+                                 num_samples=8, **options)

@@ -6,12 +6,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import GAMMA
+from conftest import GAMMA, NanRewardAfter
 
 import weakpg
 from weakpg._src.config import TrainConfig
 from weakpg._src.driver import CPU_COMPILER_OPTIONS, train
-from weakpg._src.train import Hyper, hyper, make_train
+from weakpg._src.train import FAULTS, Hyper, hyper, init_state, make_train, make_train_chunk
 
 PENDULUM = weakpg.envs.make("Pendulum-v1")
 LINEAR = weakpg.LinearGaussian(PENDULUM, sigma=1.0)
@@ -106,3 +106,20 @@ def test_short_pendulum_run_improves_the_return(estimator, baseline):
     first, last = rows[0], rows[-1]
     # Fixed start states and noise: the same policy gets the same score, so any change is learning.
     assert last["discounted_return"] > first["discounted_return"] + 0.05 * abs(first["discounted_return"])
+
+
+def test_a_non_finite_gradient_is_not_taken_and_stops_the_chunk(lqr):
+    # Roll-outs of more than 3 steps see a nan reward; the evaluation is kept finite so that
+    # the fault is the gradient estimate's.
+    env = NanRewardAfter(lqr, after=3)
+    policy = weakpg.LinearGaussian(env, sigma=0.5)
+    config = TrainConfig(gamma=GAMMA, batch_size=16, iterations=8, env_steps=None, eval_every=2)
+    chunk = jax.jit(make_train_chunk(env, policy, config, num_intervals=4,
+                                     evaluate=lambda params: {"episode_return": jnp.float32(0.0)}))
+    start = init_state(policy, config)
+    state, rows = chunk(start, hyper(config))
+    assert int(rows["fault"][-1]) == FAULTS.index("the gradient estimate")
+    # The first gradient already sees a nan: no iteration is taken, and the state is the start.
+    assert int(state.iteration) == 0 and not rows["valid"][1:].any()
+    for got, want in zip(jax.tree.leaves(state.params), jax.tree.leaves(start.params)):
+        np.testing.assert_array_equal(got, want)

@@ -144,19 +144,24 @@ def new_run_folders(paths: Sequence[Path]) -> Iterator[None]:
     """Create the run folders ``paths``; if the block fails, remove those without a checkpoint.
 
     A run that stopped before its first checkpoint holds nothing to resume, so no failure
-    (an error, a nan, an interrupt) leaves a new folder of that kind behind; one with a
-    checkpoint is kept for ``--resume``.
+    (an error, a nan, an interrupt) leaves a new folder of that kind behind, nor a parent
+    folder made for it that is left empty; one with a checkpoint is kept for ``--resume``.
     """
+    paths = [Path(p) for p in paths]
+    made = {a for p in paths for a in p.parents if not a.exists()}
     created = []
     try:
         for path in paths:
-            Path(path).mkdir(parents=True, exist_ok=False)
-            created.append(Path(path))
+            path.mkdir(parents=True, exist_ok=False)
+            created.append(path)
         yield
     except BaseException:
         for path in created:
             if not (path / CHECKPOINT_FILE).exists():
                 shutil.rmtree(path, ignore_errors=True)
+        for folder in sorted(made, key=lambda a: len(a.parts), reverse=True):  # deepest first
+            with contextlib.suppress(OSError):  # kept when not empty
+                folder.rmdir()
         raise
 
 

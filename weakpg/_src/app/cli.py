@@ -7,6 +7,7 @@ import dataclasses
 import inspect
 import os
 import signal
+import sys
 import time
 import typing
 from collections.abc import Iterator
@@ -69,7 +70,10 @@ def main(
 ) -> None:
     """weakpg: policy gradients from score functions and weak derivatives."""
     _use_compilation_cache(compile_cache)
-    signal.signal(signal.SIGTERM, _interrupt)
+    _SIGNALLED.clear()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
+    sys.unraisablehook = _unraisable
 
 
 @app.command()
@@ -106,9 +110,35 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+_SIGNALLED: list[str] = []  # the signals received, for _check_interrupted
+
+
 def _interrupt(signum: int, _frame: Any) -> None:
-    """SIGTERM handled as SIGINT is: an exception, so every clean-up runs."""
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+    """SIGINT and SIGTERM: an exception, so every clean-up runs.
+
+    Python may run a handler inside a callback that swallows exceptions (the garbage
+    collector's); the signal is recorded, ``_unraisable`` keeps quiet about it, and the
+    next ``_check_interrupted`` raises it again.
+    """
+    _SIGNALLED.append(signal.Signals(signum).name)
+    raise KeyboardInterrupt(_SIGNALLED[-1])
+
+
+def _unraisable(hook: Any) -> None:
+    if not (isinstance(hook.exc_value, KeyboardInterrupt) and _SIGNALLED):
+        sys.__unraisablehook__(hook)
+
+
+def _check_interrupted() -> None:
+    """Raise the interrupt of a signal that an exception-swallowing callback received."""
+    if _SIGNALLED:
+        raise KeyboardInterrupt(_SIGNALLED[0])
+
+
+def _progress(line: str) -> None:
+    """A progress line to stderr; also where a swallowed interrupt surfaces."""
+    _check_interrupted()
+    typer.echo(line, err=True)
 
 
 EXPECTED = (KeyboardInterrupt, ValueError, OSError, NonFiniteError)  # what a command reports in one line
@@ -215,6 +245,7 @@ def _train(settings: dict[str, Any], given: dict[str, Any], seeds: int, out: Pat
         started = time.perf_counter()
 
         def on_row(row: dict[str, float]) -> None:
+            _check_interrupted()
             latest[row["seed"]] = row
             slowest = min(latest.values(), key=lambda r: r["env_steps" if by_steps else "iteration"])
             rate = slowest["iteration"] / max(time.perf_counter() - started, 1e-9)
@@ -336,7 +367,7 @@ def _add_reproduction(name: str, summary: str) -> None:
                 schema_checks.check_int_range("env_steps", env_steps, 1, schema_checks.MAX_ENV_STEPS)
                 setup = dataclasses.replace(setup, env_steps=env_steps, quick_env_steps=env_steps)
             result = learning_curves.reproduce(setup, out, quick=quick, seeds=seeds,
-                                               progress=lambda line: typer.echo(line, err=True))
+                                               progress=_progress)
         typer.echo((out / "summary.md").read_text())
         typer.echo(f"figures: {out / 'curves.png'} and {out / 'curves_discounted.png'}; "
                    f"table: {out / 'curves.csv'}; {len(result['methods'])} methods x {seeds} seeds")
@@ -386,7 +417,7 @@ def study(
             schema_checks.check_choice("study", name, [*report.STUDIES, "all"])
         schema_checks.check_int_range("seed", seed, 0, schema_checks.MAX_SEED)
         results = report.run_studies(names, out, quick=quick, seed=seed,
-                                     progress=lambda line: typer.echo(line, err=True))
+                                     progress=_progress)
     for result in results:
         for finding in result.findings:
             typer.echo(f"[{finding.verdict}] {finding.claim}: {finding.measurement}")
@@ -415,7 +446,7 @@ def sweep_runs(
     try:
         result = sweep.run_sweep(sweep.load_config(config), out, seeds=seeds, backend=backend,
                                  address=address, workers=workers,
-                                 progress=lambda line: typer.echo(line, err=True))
+                                 progress=_progress)
     except (ValueError, RuntimeError) as error:
         raise _fail(str(error)) from None
     typer.echo(f"{out}: {len(result['runs'])} runs ({backend}); table {out / 'summary.csv'}, "
