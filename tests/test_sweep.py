@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +13,7 @@ import pytest
 
 from weakpg._src import runs
 from weakpg._src.app import sweep
+from weakpg._src.driver import METRIC_FIELDS
 
 TINY = {"env": "Pendulum-v1", "policy": "linear", "batch_size": 32, "env_steps": 2000, "eval_every": 1,
         "eval_episodes": 2}
@@ -176,9 +180,21 @@ def fail_seed_one(setups: list[dict]) -> list[dict[str, bytes]]:
     """
     if any(setup["seed"] == 1 for setup in setups):
         raise FloatingPointError("simulator diverged")
-    metrics = "iteration,env_steps,wall_seconds,discounted_return,episode_return\n0,0,0.1,-1.0,-2.0\n"
-    return [{runs.CONFIG_FILE: json.dumps(setup).encode(), runs.METRICS_FILE: metrics.encode()}
-            for setup in setups]
+    return _fake_files(setups)
+
+
+def _fake_files(setups: list[dict]) -> list[dict[str, bytes]]:
+    metrics = ",".join(METRIC_FIELDS) + "\n0,0,0.1,-1.0,-2.0,nan,nan,nan\n"
+    return [{runs.CONFIG_FILE: json.dumps(setup).encode(), runs.METRICS_FILE: metrics.encode(),
+             runs.CHECKPOINT_FILE: b""} for setup in setups]
+
+
+def fail_large_steps(setups: list[dict]) -> list[dict[str, bytes]]:
+    """A worker that crashes on the grid point with lr 0.2 (spawned processes import it)."""
+    if setups[0]["lr"] == 0.2:
+        time.sleep(1.0)  # after the other point has finished
+        raise FloatingPointError("simulator diverged")
+    return _fake_files(setups)
 
 
 def test_a_failing_run_leaves_no_output_and_is_named(tmp_path, monkeypatch):
@@ -187,3 +203,95 @@ def test_a_failing_run_leaves_no_output_and_is_named(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match=r"run seed0, seed1 failed: FloatingPointError: simulator"):
         sweep.run_sweep(TINY, out, seeds=2, workers=1)
     assert list(tmp_path.iterdir()) == []  # neither out nor its staging folder
+
+
+KILLED_SWEEP = """env = "Pendulum-v1"
+policy = "linear"
+batch_size = 16
+env_steps = 1500
+eval_every = 1
+eval_episodes = 2
+
+[grid]
+lr = [0.05, 0.1, 0.2]
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not count)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+def _descendants(pid: int) -> set[int]:
+    """The processes below ``pid``, from /proc (Linux)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def _summary_without_wall_time(out: Path) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "wall_seconds"}
+            for row in runs.read_csv(out / "summary.csv")]
+
+
+def _weakpg_sweep(config: Path, out: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "weakpg", "sweep", str(config), "--workers", "2",
+                             "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_sweep_killed_at_random_moments_resumes_to_the_uninterrupted_result(tmp_path):
+    config = tmp_path / "sweep.toml"
+    config.write_text(KILLED_SWEEP)
+    whole = _weakpg_sweep(config, tmp_path / "whole")
+    assert whole.wait(timeout=600) == 0, whole.stderr.read()
+    out, kept, rng = tmp_path / "cut", {}, np.random.default_rng(0)
+    for delay in rng.uniform(3.0, 12.0, size=3):
+        proc = _weakpg_sweep(config, out)
+        deadline = time.time() + delay
+        workers: set[int] = set()
+        while time.time() < deadline and proc.poll() is None:
+            workers |= _descendants(proc.pid)
+            time.sleep(0.1)
+        proc.kill()
+        proc.wait()
+        gone = time.time() + 20
+        while any(map(_alive, workers)) and time.time() < gone:
+            time.sleep(0.1)
+        assert not any(map(_alive, workers)), "a worker outlived its killed driver"
+        for name, files in kept.items():  # finished runs are kept byte for byte
+            assert _folder_bytes(out / "runs" / name) == files
+        kept.update({d.name: _folder_bytes(d) for d in (out / "runs").glob("lr=*")} if out.exists() else {})
+    resumed = _weakpg_sweep(config, out)
+    assert resumed.wait(timeout=600) == 0, resumed.stderr.read()
+    for name, files in kept.items():
+        assert _folder_bytes(out / "runs" / name) == files
+    assert _summary_without_wall_time(out) == _summary_without_wall_time(tmp_path / "whole")
+    assert sorted(p.name for p in out.iterdir()) == sorted(sweep.OUTPUT_FILES)
+    assert not list(tmp_path.rglob("*.partial")) and not list(tmp_path.rglob(".*.tmp"))
+
+
+def test_a_failed_sweep_keeps_its_finished_runs_and_refuses_another_sweep(tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep, "run_in_worker", fail_large_steps)
+    out, grid = tmp_path / "out", {"grid": {"lr": [0.1, 0.2]}}
+    with pytest.raises(RuntimeError, match="run lr=0.2__seed0 failed"):
+        sweep.run_sweep({**TINY, **grid}, out, workers=2)
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["lr=0.1__seed0"]  # the finished run is kept
+    with pytest.raises(ValueError, match="holds another sweep"):
+        sweep.run_sweep({**TINY, "gamma": 0.5, **grid}, out, workers=1)
+    with pytest.raises(ValueError, match="holds another sweep"):
+        sweep.run_sweep({**TINY, **grid}, out, seeds=2)

@@ -309,6 +309,8 @@ def _open(out_dir: Path, record: dict[str, Any]) -> bool:
     anything else, another sweep included.
     """
     plan_file = out_dir / PLAN_FILE
+    if out_dir.is_dir():
+        runs.remove_temporaries(out_dir)  # of a write cut short by kill -9
     if plan_file.is_file():
         try:
             held = json.loads(plan_file.read_text())
@@ -320,8 +322,9 @@ def _open(out_dir: Path, record: dict[str, Any]) -> bool:
         runs.check_writable(out_dir)
         return False
     runs.check_output_folder(out_dir, OUTPUT_FILES)
-    (out_dir / "runs").mkdir(parents=True, exist_ok=True)
-    runs.write_json(plan_file, record)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runs.write_json(plan_file, record)  # first: a folder without it holds no run
+    (out_dir / "runs").mkdir(exist_ok=True)
     return True
 
 
