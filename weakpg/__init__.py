@@ -18,8 +18,9 @@ _SUBMODULES = ("distributions", "envs", "estimators", "features", "gradients", "
 _NAMES = {
     "Bernoulli": "distributions", "Categorical": "distributions", "Gaussian": "distributions",
     "Poisson": "distributions",
-    "GradientEstimate": "estimators", "pathwise": "estimators", "score_function": "estimators",
-    "weak_derivative": "estimators",
+    "GradientEstimate": "estimators", "pathwise": "estimators", "pathwise_samples": "estimators",
+    "score_function": "estimators", "score_function_samples": "estimators",
+    "weak_derivative": "estimators", "weak_derivative_samples": "estimators",
     "PolicyGradientEstimate": "gradients", "estimate_gradient": "gradients",
     "make_gradient_estimator": "gradients",
     "LinearGaussian": "policies", "MLPGaussian": "policies", "Softmax": "policies",
