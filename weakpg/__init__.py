@@ -13,8 +13,8 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-_SUBMODULES = ("distributions", "envs", "estimators", "features", "gradients", "policies", "rollouts",
-               "testing", "train")
+_SUBMODULES = ("control_variates", "distributions", "envs", "estimators", "features", "gradients",
+               "monte_carlo", "policies", "rollouts", "testing", "train")
 _NAMES = {
     "Bernoulli": "distributions", "Categorical": "distributions", "Gaussian": "distributions",
     "Poisson": "distributions",
