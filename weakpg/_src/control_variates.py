@@ -58,14 +58,14 @@ def delta_method(f: Callable[[Array], Array], dist: Gaussian) -> ControlVariate:
       h(z) = f(mu0) + g.d + 1/2 d^T H d,
       E_{N(mu, diag s^2)}[h] = f(mu0) + g.(mu - mu0) + 1/2 (mu - mu0)^T H (mu - mu0)
                                + 1/2 sum_i H_ii s_i^2.
-    mu0 stays fixed when the expectation is differentiated in (mu, s). For quadratic f,
-    h = f and the controlled estimate (coefficient 1) is exact.
+    mu0 is that of ``dist`` (the expectation is differentiated in (mu, s) of its argument
+    only). For quadratic f, h = f and the controlled estimate (coefficient 1) is exact.
     """
     if not isinstance(dist, Gaussian):
         raise ValueError(
             f"delta_method needs a Gaussian distribution, got {type(dist).__name__}")
     shape = dist.event_shape
-    center = jax.lax.stop_gradient(jnp.ravel(as_float(dist.mean)))
+    center = jnp.ravel(as_float(dist.mean))
 
     def flat_f(v: Array) -> Array:
         return f(v.reshape(shape))
