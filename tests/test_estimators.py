@@ -306,18 +306,18 @@ def test_callable_as_a_static_argument_of_jit():
 def test_per_sample_gradients_give_the_estimate_exactly():
     case = GAUSSIAN_CASES[2]
     pairs = [
-        (estimators.score_function_samples(KEY, case.f, case.dist, 1000, baseline="loo"),
-         estimators.score_function(KEY, case.f, case.dist, 1000, baseline="loo")),
-        (estimators.weak_derivative_samples(KEY, case.f, case.dist, 1000, coupled=False),
-         estimators.weak_derivative(KEY, case.f, case.dist, 1000, coupled=False)),
-        (estimators.pathwise_samples(KEY, case.f, case.dist, 1000),
-         estimators.pathwise(KEY, case.f, case.dist, 1000)),
+        (estimators.score_function_samples(KEY, case.f, case.dist, 100, baseline="loo"),
+         estimators.score_function(KEY, case.f, case.dist, 100, baseline="loo")),
+        (estimators.weak_derivative_samples(KEY, case.f, case.dist, 100, coupled=False),
+         estimators.weak_derivative(KEY, case.f, case.dist, 100, coupled=False)),
+        (estimators.pathwise_samples(KEY, case.f, case.dist, 100),
+         estimators.pathwise(KEY, case.f, case.dist, 100)),
     ]
     for samples, estimate in pairs:
         assert set(samples) == set(case.dist.param_names)
         for name, x in samples.items():
             param = getattr(case.dist, name)
-            assert x.shape == (1000,) + jnp.shape(param)
+            assert x.shape == (100,) + jnp.shape(param)
             np.testing.assert_array_equal(estimate.mean[name], jnp.mean(x, axis=0))
             np.testing.assert_array_equal(
-                estimate.stderr[name], jnp.std(x, axis=0, ddof=1) / jnp.sqrt(1000.0))
+                estimate.stderr[name], jnp.std(x, axis=0, ddof=1) / jnp.sqrt(100.0))
