@@ -13,13 +13,14 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-_SUBMODULES = ("distributions", "envs", "estimators", "features", "gradients", "policies", "rollouts",
-               "testing", "train")
+_SUBMODULES = ("control_variates", "distributions", "envs", "estimators", "features", "gradients",
+               "monte_carlo", "policies", "rollouts", "testing", "train")
 _NAMES = {
     "Bernoulli": "distributions", "Categorical": "distributions", "Gaussian": "distributions",
     "Poisson": "distributions",
-    "GradientEstimate": "estimators", "pathwise": "estimators", "score_function": "estimators",
-    "weak_derivative": "estimators",
+    "GradientEstimate": "estimators", "pathwise": "estimators", "pathwise_samples": "estimators",
+    "score_function": "estimators", "score_function_samples": "estimators",
+    "weak_derivative": "estimators", "weak_derivative_samples": "estimators",
     "PolicyGradientEstimate": "gradients", "estimate_gradient": "gradients",
     "make_gradient_estimator": "gradients",
     "LinearGaussian": "policies", "MLPGaussian": "policies", "Softmax": "policies",

@@ -10,9 +10,12 @@ Three estimators, each a pure function of ``(key, f, dist, num_samples, options)
 * ``pathwise``: mean of d f(mean + scale eps) / d theta, eps ~ N(0, 1); Gaussian only,
   f differentiable; for comparison.
 
-Each returns a ``GradientEstimate`` keyed by the distribution's ``param_names``. The
-functions trace under ``jax.jit`` (with ``f`` and ``num_samples`` static) and
-``jax.vmap`` (over batches of distributions).
+Each returns a ``GradientEstimate`` keyed by the distribution's ``param_names``; its
+sibling ``*_samples`` returns the N per-sample gradients themselves, ``{name: (N,) +
+param shape}``, from which the estimate follows by ``summarize``. ``f`` is any callable
+JAX can trace (a lambda, ``jnp.sum``, ``np.sum``, a builtin, a ``functools.partial``, a
+bound method). The functions trace under ``jax.jit`` (with ``f`` and ``num_samples``
+static) and ``jax.vmap`` (over batches of distributions).
 """
 
 from __future__ import annotations
@@ -67,7 +70,9 @@ def _check_inputs(f: Callable[[Array], Array], dist: Any, num_samples: Any) -> i
         raise ValueError(f"f must be a callable from one sample to a scalar, got {f!r}")
     sample = jax.ShapeDtypeStruct(dist.event_shape, jax.eval_shape(
         lambda d: d.sample(jax.random.key(0)), dist).dtype)
-    out = jax.eval_shape(f, sample)
+    # Wrapped: eval_shape caches on a weak reference to its function, which some
+    # callables (np.sum, a numpy ufunc dispatcher) do not allow.
+    out = jax.eval_shape(lambda x: f(x), sample)
     if out.shape != ():
         raise ValueError(
             f"f must map one sample of shape {dist.event_shape} to a scalar, "
@@ -105,9 +110,23 @@ def score_function(
     *,
     baseline: Baseline = None,
 ) -> GradientEstimate:
-    """Score-function (REINFORCE) estimate of grad E_p[f(z)].
+    """Score-function (REINFORCE) estimate of grad E_p[f(z)]: ``summarize`` of
+    ``score_function_samples`` (same arguments)."""
+    return summarize(score_function_samples(key, f, dist, num_samples, baseline=baseline))
 
-    Sample n: (f(z_n) - b_n) grad_theta log p(z_n; theta), z_n ~ p i.i.d.
+
+def score_function_samples(
+    key: Array,
+    f: Callable[[Array], Array],
+    dist: Distribution,
+    num_samples: int,
+    *,
+    baseline: Baseline = None,
+) -> dict[str, Array]:
+    """Per-sample score-function (REINFORCE) gradients of E_p[f(z)].
+
+    Sample n: (f(z_n) - b_n) grad_theta log p(z_n; theta), z_n ~ p i.i.d., with
+    z = ``dist.sample(key, (num_samples,))``.
 
     Args:
       key: PRNG key.
@@ -119,7 +138,7 @@ def score_function(
         N - 1 samples (independent of z_n, hence unbiased).
 
     Returns:
-      ``GradientEstimate`` keyed by parameter name.
+      ``{param_name: array of shape (num_samples,) + parameter shape}``.
     """
     num_samples = _check_inputs(f, dist, num_samples)
     if isinstance(baseline, str):
@@ -133,7 +152,7 @@ def score_function(
     weights = fz - _baseline_values(baseline, dist, fz)
     scores = jax.vmap(jax.grad(lambda d, x: d.log_prob(x)), in_axes=(None, 0))(dist, z)
     scores = _grads_by_name(dist, scores)
-    return summarize({k: _broadcast_scalar(weights, s) * s for k, s in scores.items()})
+    return {k: _broadcast_scalar(weights, s) * s for k, s in scores.items()}
 
 
 def _eval_each(f: Callable[[Array], Array], xs: Array, param_shape: tuple[int, ...]) -> Array:
@@ -151,7 +170,20 @@ def weak_derivative(
     *,
     coupled: bool = True,
 ) -> GradientEstimate:
-    """Weak-derivative (measure-valued) estimate of grad E_p[f(z)].
+    """Weak-derivative (measure-valued) estimate of grad E_p[f(z)]: ``summarize`` of
+    ``weak_derivative_samples`` (same arguments)."""
+    return summarize(weak_derivative_samples(key, f, dist, num_samples, coupled=coupled))
+
+
+def weak_derivative_samples(
+    key: Array,
+    f: Callable[[Array], Array],
+    dist: Distribution,
+    num_samples: int,
+    *,
+    coupled: bool = True,
+) -> dict[str, Array]:
+    """Per-sample weak-derivative (measure-valued) gradients of E_p[f(z)].
 
     Sample n, parameter element i: c_i (f(z_{n,i}^+) - f(z_{n,i}^-)) with
     (c, z^+, z^-) from ``dist.weak_derivative``; 2 evaluations of f per element.
@@ -164,7 +196,7 @@ def weak_derivative(
       coupled: draw each pair from common random numbers (see ``distributions``).
 
     Returns:
-      ``GradientEstimate`` keyed by parameter name.
+      ``{param_name: array of shape (num_samples,) + parameter shape}``.
     """
     num_samples = _check_inputs(f, dist, num_samples)
     keys = jax.random.split(key, len(dist.param_names))
@@ -177,7 +209,7 @@ def weak_derivative(
             return c * (_eval_each(f, positive, param_shape) - _eval_each(f, negative, param_shape))
 
         samples[name] = jax.vmap(one)(jax.random.split(k, num_samples))
-    return summarize(samples)
+    return samples
 
 
 def pathwise(
@@ -186,10 +218,22 @@ def pathwise(
     dist: Gaussian,
     num_samples: int,
 ) -> GradientEstimate:
-    """Pathwise (reparameterisation) estimate of grad E_p[f(z)] for a Gaussian.
+    """Pathwise (reparameterisation) estimate of grad E_p[f(z)] for a Gaussian:
+    ``summarize`` of ``pathwise_samples`` (same arguments)."""
+    return summarize(pathwise_samples(key, f, dist, num_samples))
 
-    Sample n: with z_n = mean + scale eps_n, eps_n ~ N(0, I):
-    d/d mean = f'(z_n), d/d scale = f'(z_n) eps_n. f must be differentiable.
+
+def pathwise_samples(
+    key: Array,
+    f: Callable[[Array], Array],
+    dist: Gaussian,
+    num_samples: int,
+) -> dict[str, Array]:
+    """Per-sample pathwise (reparameterisation) gradients of E_p[f(z)] for a Gaussian.
+
+    Sample n: with z_n = mean + scale eps_n, eps_n ~ N(0, I) (the draws of
+    ``dist.sample(key, (num_samples,))``): d/d mean = f'(z_n), d/d scale = f'(z_n) eps_n.
+    f must be differentiable. Returns ``{"mean": (N,) + shape, "scale": (N,) + shape}``.
     """
     if not isinstance(dist, Gaussian):
         raise ValueError(
@@ -199,4 +243,4 @@ def pathwise(
     eps = jax.random.normal(key, (num_samples,) + dist.event_shape, jnp.result_type(float))
     z = jnp.asarray(dist.mean, eps.dtype) + jnp.asarray(dist.scale, eps.dtype) * eps
     grad_f = jax.vmap(jax.grad(f))(z)
-    return summarize({"mean": grad_f, "scale": grad_f * eps})
+    return {"mean": grad_f, "scale": grad_f * eps}

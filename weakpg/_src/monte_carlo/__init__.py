@@ -1,0 +1,1 @@
+"""The ``optax.monte_carlo`` API of optax 0.2.4, built on weakpg's estimators."""
