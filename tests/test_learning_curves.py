@@ -14,13 +14,15 @@ from weakpg._src.app.plotting import common_grid, mean_and_band, method_label, p
 from weakpg._src.app.studies import learning_curves
 from weakpg._src.app.studies.learning_curves import reproduce
 from weakpg._src.app.studies.learning_setups import CARTPOLE, METHODS, PENDULUM
+from weakpg._src.driver import METRIC_FIELDS
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _rows(xs, ys):
-    return [{"iteration": i, "env_steps": x, "episode_return": y, "discounted_return": y / 10}
-            for i, (x, y) in enumerate(zip(xs, ys))]
+    """Metrics rows with every column a run folder's metrics.csv holds."""
+    return [{**dict.fromkeys(METRIC_FIELDS, 0.0), "iteration": i, "env_steps": x, "episode_return": y,
+             "discounted_return": y / 10} for i, (x, y) in enumerate(zip(xs, ys))]
 
 
 def _assert_png(path):

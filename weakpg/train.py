@@ -4,7 +4,9 @@ from weakpg._src.config import TrainConfig as TrainConfig
 from weakpg._src.driver import METRIC_FIELDS as METRIC_FIELDS
 from weakpg._src.driver import train as train
 from weakpg._src.driver import train_seeds as train_seeds
+from weakpg._src.errors import NonFiniteError as NonFiniteError
 from weakpg._src.evaluation import make_evaluator as make_evaluator
+from weakpg._src.train import FAULTS as FAULTS
 from weakpg._src.train import Hyper as Hyper
 from weakpg._src.train import TrainState as TrainState
 from weakpg._src.train import hyper as hyper
