@@ -11,7 +11,8 @@ from conftest import metrics_without_wall_clock
 from typer.testing import CliRunner
 
 import weakpg
-from weakpg._src.app.cli import _run_name, app
+from weakpg._src.app.cli import app
+from weakpg._src.app.train_command import run_name
 
 runner = CliRunner()
 
@@ -146,7 +147,7 @@ def test_train_help_names_the_gymnasium_form():
 
 
 def test_run_folder_names_are_portable():
-    name = _run_name("gymnasium:CartPole-v1", "sf", "rollout", 3)
+    name = run_name("gymnasium:CartPole-v1", "sf", "rollout", 3)
     assert re.fullmatch(r"gymnasium-CartPole-v1__sf-rollout__3__\d{8}-\d{6}", name), name
 
 

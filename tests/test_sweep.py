@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from weakpg._src import runs
-from weakpg._src.app import sweep
+from weakpg._src.app import sweep, sweep_plan
 from weakpg._src.driver import METRIC_FIELDS
 
 TINY = {"env": "Pendulum-v1", "policy": "linear", "batch_size": 32, "env_steps": 2000, "eval_every": 1,
@@ -32,7 +32,7 @@ def compilation_cache(tmp_path_factory):
 
 
 def test_grid_is_the_cartesian_product_with_seeds_fastest():
-    planned = sweep.plan({**TINY, "estimator": "sf", "grid": {"baseline": ["none", "rollout"],
+    planned = sweep_plan.plan({**TINY, "estimator": "sf", "grid": {"baseline": ["none", "rollout"],
                                                               "lr": [0.05, 0.1]}}, seeds=2)
     assert [run.name for run in planned] == [
         f"baseline={b}__lr={lr}__seed{s}" for b in ("none", "rollout") for lr in (0.05, 0.1)
@@ -41,25 +41,25 @@ def test_grid_is_the_cartesian_product_with_seeds_fastest():
     assert planned[4].setup == {**planned[4].setup, **TINY, "estimator": "sf", "baseline": "rollout",
                                 "lr": 0.05, "seed": 0}
     assert planned[0].setup["baseline"] is None  # "none" in TOML
-    assert [len(g) for g in sweep.groups(planned)] == [2, 2, 2, 2]  # one program per grid point
+    assert [len(g) for g in sweep_plan.groups(planned)] == [2, 2, 2, 2]  # one program per grid point
 
 
 def test_a_grid_point_that_breaks_a_cross_field_rule_is_named():
     with pytest.raises(ValueError, match="grid point estimator='jd', baseline='rollout': baseline='rollout' "
                                          "applies to estimator='sf' only"):
-        sweep.plan({**TINY, "grid": {"estimator": ["jd", "sf"], "baseline": ["none", "rollout"]}})
+        sweep_plan.plan({**TINY, "grid": {"estimator": ["jd", "sf"], "baseline": ["none", "rollout"]}})
 
 
 def test_without_seeds_each_point_runs_with_the_files_seed():
-    assert [run.name for run in sweep.plan(TINY)] == ["seed0"]
-    assert [run.setup["seed"] for run in sweep.plan({**TINY, "seed": 7})] == [7]
-    planned = sweep.plan({**TINY, "grid": {"seed": [3, 5], "lr": [0.1]}})
+    assert [run.name for run in sweep_plan.plan(TINY)] == ["seed0"]
+    assert [run.setup["seed"] for run in sweep_plan.plan({**TINY, "seed": 7})] == [7]
+    planned = sweep_plan.plan({**TINY, "grid": {"seed": [3, 5], "lr": [0.1]}})
     assert [run.name for run in planned] == ["lr=0.1__seed3", "lr=0.1__seed5"]
 
 
 def test_folder_names_hold_only_safe_characters():
     config = {k: v for k, v in TINY.items() if k != "env"}
-    planned = sweep.plan({**config, "grid": {"env": ["Pendulum-v1", "gymnasium:Pendulum-v1"]}}, seeds=1)
+    planned = sweep_plan.plan({**config, "grid": {"env": ["Pendulum-v1", "gymnasium:Pendulum-v1"]}}, seeds=1)
     assert [run.name for run in planned] == ["env=Pendulum-v1__seed0", "env=gymnasium-Pendulum-v1__seed0"]
 
 
@@ -86,20 +86,21 @@ def test_folder_names_hold_only_safe_characters():
 ])
 def test_bad_configs_are_refused_before_anything_runs(config, seeds, message):
     with pytest.raises(ValueError) as error:
-        sweep.plan(config, seeds)
+        sweep_plan.plan(config, seeds)
     assert message in str(error.value)
 
 
 def test_load_config_reads_toml_and_names_a_bad_file(tmp_path):
     good = tmp_path / "sweep.toml"
     good.write_text('env = "Pendulum-v1"\nbaseline = "none"\n\n[grid]\nlr = [0.05, 0.1]\n')
-    assert sweep.load_config(good) == {"env": "Pendulum-v1", "baseline": "none", "grid": {"lr": [0.05, 0.1]}}
+    assert sweep_plan.load_config(good) == {"env": "Pendulum-v1", "baseline": "none",
+                                            "grid": {"lr": [0.05, 0.1]}}
     bad = tmp_path / "bad.toml"
     bad.write_text("lr = [0.1,\n")
     with pytest.raises(ValueError, match="bad.toml cannot be read as TOML"):
-        sweep.load_config(bad)
+        sweep_plan.load_config(bad)
     with pytest.raises(ValueError, match="missing.toml cannot be read"):
-        sweep.load_config(tmp_path / "missing.toml")
+        sweep_plan.load_config(tmp_path / "missing.toml")
 
 
 @pytest.mark.parametrize("kwargs, message", [
