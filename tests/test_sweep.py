@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -296,3 +298,52 @@ def test_a_failed_sweep_keeps_its_finished_runs_and_refuses_another_sweep(tmp_pa
         sweep.run_sweep({**TINY, "gamma": 0.5, **grid}, out, workers=1)
     with pytest.raises(ValueError, match="holds another sweep"):
         sweep.run_sweep({**TINY, **grid}, out, seeds=2)
+
+
+def die_once(setups: list[dict]) -> list[dict[str, bytes]]:
+    """A Ray worker whose process is killed on its first task of the grid point lr=0.2.
+
+    The marker file (``WEAKPG_TEST_MARKER``) records the death; the retried task succeeds.
+    """
+    marker = Path(os.environ["WEAKPG_TEST_MARKER"])
+    if setups[0]["lr"] == 0.2 and not marker.exists():
+        marker.write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)  # a lost worker, mid-run
+    return _fake_files(setups)
+
+
+@pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
+def test_a_lost_ray_worker_is_retried_without_losing_or_duplicating_a_run(tmp_path, monkeypatch):
+    ray = pytest.importorskip("ray")
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import tests
+    monkeypatch.setenv("WEAKPG_TEST_MARKER", str(tmp_path / "died"))
+    monkeypatch.setattr(sweep, "run_in_worker", die_once)
+    lines = []
+    result = sweep.run_sweep({**TINY, "grid": {"lr": [0.1, 0.2]}}, tmp_path / "out", backend="ray",
+                             address="local", progress=lines.append)
+    assert (tmp_path / "died").is_file()  # a worker did die
+    names = ["lr=0.1__seed0", "lr=0.2__seed0"]
+    assert [run["name"] for run in result["runs"]] == names and len(lines) == 2
+    assert sorted(p.name for p in (tmp_path / "out" / "runs").iterdir()) == names
+
+
+def test_sigterm_of_a_sweep_kills_its_workers_and_leaves_nothing_when_no_run_finished(tmp_path):
+    config = tmp_path / "sweep.toml"
+    config.write_text(KILLED_SWEEP.replace("env_steps = 1500", "env_steps = 2000000"))
+    proc = _weakpg_sweep(config, tmp_path / "out")
+    deadline, workers = time.time() + 120, set()
+    while len(workers) < 2 and time.time() < deadline:  # both workers started
+        workers = {pid for pid in _descendants(proc.pid)
+                   if "spawn" in Path(f"/proc/{pid}/cmdline").read_text()}
+        time.sleep(0.1)
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 2
+    errors = proc.stderr.read().strip().splitlines()
+    assert errors[-1].startswith("error: interrupted by SIGTERM")
+    assert not any("Traceback" in line for line in errors)
+    gone = time.time() + 20
+    while any(map(_alive, workers)) and time.time() < gone:
+        time.sleep(0.1)
+    assert workers and not any(map(_alive, workers))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.toml"]

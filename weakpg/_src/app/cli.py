@@ -15,7 +15,7 @@ from rich.table import Table
 import weakpg
 from weakpg._src import config as schema_checks
 from weakpg._src.app import train_command
-from weakpg._src.app.failures import fail, handle_signals, one_line_errors, progress
+from weakpg._src.app.failures import handle_signals, one_line_errors, progress
 
 app = typer.Typer(
     help="weakpg: policy gradients from score functions and weak derivatives.",
@@ -199,11 +199,12 @@ def sweep_runs(
 
     if out is None:
         out = Path("runs") / f"sweep-{config.stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    try:
-        result = sweep.run_sweep(sweep_plan.load_config(config), out, seeds=seeds, backend=backend,
-                                 address=address, workers=workers,
-                                 progress=progress)
-    except (ValueError, RuntimeError) as error:
-        raise fail(str(error)) from None
+    kept = f"the runs that had finished (if any) stay in {out}, where the same command resumes the sweep"
+    with one_line_errors(kept):
+        try:
+            result = sweep.run_sweep(sweep_plan.load_config(config), out, seeds=seeds, backend=backend,
+                                     address=address, workers=workers, progress=progress)
+        except RuntimeError as error:  # a failing run
+            raise ValueError(f"{error}; {kept}" if (out / "runs").is_dir() else str(error)) from None
     typer.echo(f"{out}: {len(result['runs'])} runs ({backend}); table {out / 'summary.csv'}, "
                f"figure {out / 'curves.png'}")
