@@ -140,6 +140,13 @@ def test_resume_refuses_flags_that_change_the_run(damaged, flags, message):
     _fails_cleanly(["train", "--resume", str(damaged), *flags], damaged.parent, message)
 
 
+def test_resume_accepts_flags_equal_to_the_runs_settings(damaged):
+    before = _snapshot(damaged.parent)
+    result = runner.invoke(app, ["train", "--resume", str(damaged), "--baseline", "None", "--gamma", "0.95"])
+    assert result.exit_code == 0, result.output  # the budget is spent: nothing to train
+    assert _snapshot(damaged.parent) == before
+
+
 def test_resume_takes_a_larger_budget_and_records_it(damaged):
     rows = runs.read_csv(damaged / runs.METRICS_FILE)
     result = runner.invoke(app, ["train", "--resume", str(damaged), "--gamma", "0.95", "--iterations",

@@ -42,6 +42,7 @@ from weakpg._src.train import (
     init_state,
     make_train_chunk,
 )
+from weakpg._src.validation import first_non_finite
 
 METRIC_FIELDS = ("iteration", "env_steps", "wall_seconds", "discounted_return", "episode_return",
                  "grad_norm", "grad_stderr_norm", "step_size")
@@ -87,11 +88,10 @@ def _load(run_dir: Path, template: TrainState) -> tuple[TrainState, float, list[
     if not (run_dir / runs.CHECKPOINT_FILE).exists():
         return template, 0.0, []
     loaded, header = runs.load_checkpoint(run_dir / runs.CHECKPOINT_FILE, _storable(template)[0])
-    for path, leaf in jax.tree_util.tree_flatten_with_path(loaded.params)[0]:
-        if not np.isfinite(leaf).all():
-            raise ValueError(f"checkpoint {run_dir / runs.CHECKPOINT_FILE} holds non-finite parameters "
-                             f"(params{jax.tree_util.keystr(path)}); it was not written by weakpg, "
-                             "which never saves a nan or an inf")
+    bad = first_non_finite(loaded.params)
+    if bad is not None:
+        raise ValueError(f"checkpoint {run_dir / runs.CHECKPOINT_FILE} holds non-finite parameters "
+                         f"(params{bad}); it was not written by weakpg, which never saves a nan or an inf")
     state = loaded._replace(key=jax.random.wrap_key_data(loaded.key, impl=header["key_impl"]))
     rows = runs.read_metrics(run_dir / runs.METRICS_FILE, METRIC_FIELDS)
     if not rows or rows[-1]["iteration"] < header["iteration"]:
@@ -197,22 +197,23 @@ def train_seeds(env: Environment, policy: Policy, config: TrainConfig, *, seeds:
             def mine(tree: Any, i: int = i) -> Any:
                 return jax.tree.map(lambda x: x[i], tree) if batched else tree
 
-            new = _new_rows(mine(chunk_rows), t0 + offsets[i], t1 + offsets[i])
+            seed_rows, seed_state = mine(chunk_rows), mine(state)
+            new = _new_rows(seed_rows, t0 + offsets[i], t1 + offsets[i])
             bad_row = _evaluation_fault(new)
             run_dir = None if dirs is None else dirs[i]
-            if bad_row is not None:
+            if bad_row is not None:  # the state and rows of the previous chunk are the last kept
                 kept = "its checkpoint before that" if rows[i] else ""
                 faults.append(_non_finite("the evaluation's return", new[bad_row]["iteration"], seed, run_dir,
-                                          kept, mine(previous), rows[i] + new[:bad_row]))
+                                          kept, mine(previous), rows[i]))
                 continue
             rows[i] += new
             if dirs is not None and new:
-                _save(dirs[i], mine(state), rows[i])
-            code = int(mine(chunk_rows)["fault"][-1])
+                _save(dirs[i], seed_state, rows[i])
+            code = int(seed_rows["fault"][-1])
             if code:
-                iteration = int(mine(state).iteration)
+                iteration = int(seed_state.iteration)
                 faults.append(_non_finite(FAULTS[code], iteration, seed, run_dir,
-                                          f"the last finite state, at iteration {iteration}", mine(state),
+                                          f"the last finite state, at iteration {iteration}", seed_state,
                                           rows[i]))
             for row in new:
                 if callback is not None and callback({**row, "seed": seed}) is False:

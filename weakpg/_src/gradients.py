@@ -350,10 +350,9 @@ def estimate_gradient(
     _check_params(policy, params)
     fn = _jitted_estimator(env, policy, estimator, float(gamma), num_samples, coupled, baseline, num_lanes)
     out = fn(key, params)
-    for path, leaf in jax.tree_util.tree_flatten_with_path(out.mean)[0]:
-        if not np.isfinite(np.asarray(leaf)).all():
-            raise NonFiniteError(
-                f"the gradient estimate of params{jax.tree_util.keystr(path)} is not finite (nan or inf): "
-                f"a reward, return or log-density of its roll-outs in {env!r} is not finite",
-                what="the gradient estimate")
+    bad = validation.first_non_finite(out.mean)
+    if bad is not None:
+        raise NonFiniteError(
+            f"the gradient estimate of params{bad} is not finite (nan or inf): a reward, return or "
+            f"log-density of its roll-outs in {env!r} is not finite", what="the gradient estimate")
     return out._replace(env_steps=int(out.env_steps), lane_steps=int(out.lane_steps))

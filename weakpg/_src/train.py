@@ -96,11 +96,6 @@ def init_state(policy: Policy, config: TrainConfig, *, key: Array | None = None,
     return TrainState(params, make_optimizer(config).init(params), key, zero, zero)
 
 
-def all_finite(tree: Any) -> Array:
-    """Whether every entry of every leaf of ``tree`` is finite (a bool scalar)."""
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]))
-
-
 def make_train_step(env: Environment, policy: Policy, config: TrainConfig,
                     h: Hyper | None = None) -> Callable[[TrainState], tuple[TrainState, Metrics]]:
     """One iteration of Algorithm 2: ``step(state) -> (state, metrics)``.

@@ -67,6 +67,15 @@ def check_finite(name: str, value: Any) -> None:
     check_array(name, value)
 
 
+def first_non_finite(tree: Any) -> str | None:
+    """The key path (``jax.tree_util.keystr``) of the first leaf of ``tree`` holding a nan or
+    an inf; None when every entry is finite."""
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        if not np.isfinite(np.asarray(leaf)).all():
+            return jax.tree_util.keystr(path)
+    return None
+
+
 def check_positive_int(name: str, value: Any) -> int:
     """Return ``value`` as an int after checking it is an integer >= 1."""
     if (isinstance(value, bool) or not isinstance(value, (int, np.integer))

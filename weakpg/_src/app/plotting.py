@@ -96,11 +96,8 @@ def _run_xy(rows: list[dict], x: str, y: str, where: str) -> tuple[np.ndarray, n
     missing = {x, y} - set(rows[0])
     if missing:
         raise ValueError(f"{where} has no column {sorted(missing)}; it has {sorted(rows[0])}")
-    try:
-        xs = np.array([row[x] for row in rows], np.float64)
-        ys = np.array([row[y] for row in rows], np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where} holds values of {x} or {y} that are not numbers") from None
+    xs = np.array([row[x] for row in rows], np.float64)
+    ys = np.array([row[y] for row in rows], np.float64)
     bad = np.flatnonzero(~(np.isfinite(xs) & np.isfinite(ys)))
     if bad.size:
         raise ValueError(f"{where} holds a non-finite {x} or {y} in row {bad[0] + 1}: "

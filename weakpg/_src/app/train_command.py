@@ -132,11 +132,13 @@ def _train(settings: dict[str, Any], given: dict[str, Any], seeds: int, out: Pat
 
 
 def _nullable(kind: type) -> typing.Callable[[str], Any]:
-    """A parser of a value of ``kind``, or "none" for None."""
+    """A parser of a value of ``kind``, or "none" (``schema.is_none``) for None."""
 
     def parse(value: Any) -> Any:
-        if value is None or value == "none" or isinstance(value, kind):
-            return None if value == "none" else value
+        if schema.is_none(value):
+            return None
+        if isinstance(value, kind):
+            return value
         try:
             return kind(value)
         except ValueError:
