@@ -23,6 +23,18 @@ def test_help_lists_commands():
     assert "demo" in result.output
 
 
+@pytest.mark.parametrize("code, absent", [
+    ("from weakpg._src.app.cli import app; app(['--help'], standalone_mode=False)", ("jax",)),
+    ("import weakpg; weakpg.LinearGaussian, weakpg.train.train",
+     ("gymnax", "gymnasium", "matplotlib", "ray", "typer")),
+])
+def test_start_up_imports_only_what_it_needs(code, absent):
+    """``weakpg --help`` does not import JAX; the core does not import the env families."""
+    check = f"import sys; {code}; print([m for m in {absent!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_version():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0

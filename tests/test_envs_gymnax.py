@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -80,3 +83,19 @@ def test_weak_derivative_and_score_function_agree(env_id, make_policy):
     stderr = jax.tree.map(lambda a, b: jnp.sqrt(a**2 + b**2), jd.stderr, sf.stderr)
     assert_unbiased(GradientEstimate(diff, stderr), jax.tree.map(jnp.zeros_like, diff))
     assert max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(jd.mean)) > 0
+
+
+def test_making_an_env_skips_gymnax_heavy_imports_and_gymnax_still_imports():
+    """make() loads gymnax's classic control only; a later ``import gymnax`` is the usual one."""
+    code = """
+import sys
+import weakpg
+env = weakpg.envs.make("Pendulum-v1")
+heavy = sorted(m for m in ("seaborn", "scipy.stats", "matplotlib", "gymnax") if m in sys.modules)
+import gymnax
+gymnax_env, params = gymnax.make("CartPole-v1")
+print(heavy, type(env._env) is gymnax.environments.Pendulum, type(gymnax_env).__name__,
+      params.max_steps_in_episode)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["[]", "True", "CartPole", "500"]

@@ -12,6 +12,10 @@ to 1e-9 (see tests/test_pendulum_reference.py).
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import sys
+import types
 from typing import Any, NamedTuple
 
 import jax
@@ -21,7 +25,35 @@ from weakpg._src import validation
 from weakpg._src.envs.base import Array, Environment
 
 GYMNAX_IDS = ("Pendulum-v1", "CartPole-v1", "MountainCarContinuous-v0", "Acrobot-v1")
+_CLASSES = dict(zip(GYMNAX_IDS, ("Pendulum", "CartPole", "ContinuousMountainCar", "Acrobot")))
+_CLASSIC_CONTROL = "gymnax.environments.classic_control"
 _NEVER_TERMINATES = ("Pendulum-v1",)
+
+
+def classic_control() -> types.ModuleType:
+    """gymnax's classic-control package, imported without running ``gymnax/__init__``.
+
+    ``import gymnax`` imports every gymnax environment and, with them, seaborn, matplotlib
+    and scipy (about 1 s: most of weakpg's start-up). The classic-control modules need only
+    gymnax's ``environment`` and ``spaces`` modules, so the two package modules above them
+    are bound, unexecuted, for the import and removed after it: a later ``import gymnax``
+    runs as usual and reuses the modules loaded here (same classes).
+    """
+    if "gymnax" in sys.modules:
+        return importlib.import_module(_CLASSIC_CONTROL)
+    spec = importlib.util.find_spec("gymnax")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("No module named 'gymnax'", name="gymnax")
+    root = list(spec.submodule_search_locations)
+    packages = {"gymnax": root, "gymnax.environments": [f"{path}/environments" for path in root]}
+    for name, path in packages.items():
+        sys.modules[name] = types.ModuleType(name)
+        sys.modules[name].__path__ = path
+    try:
+        return importlib.import_module(_CLASSIC_CONTROL)
+    finally:
+        for name in packages:
+            del sys.modules[name]
 
 
 class EpisodicState(NamedTuple):
@@ -37,10 +69,9 @@ class GymnaxEnvironment(Environment):
     def __init__(self, env_id: str):
         validation.check_choice("env_id", env_id, GYMNAX_IDS)
         self.env_id = env_id
-        import gymnax  # here, not at import: it loads seaborn and scipy.stats
-        from gymnax.environments import spaces
-
-        self._env, self._params = gymnax.make(env_id)
+        self._env = getattr(classic_control(), _CLASSES[env_id])()
+        self._params = self._env.default_params
+        spaces = sys.modules["gymnax.environments.spaces"]
         action_space = self._env.action_space(self._params)
         observation_space = self._env.observation_space(self._params)
         self.observation_shape = tuple(observation_space.shape)
