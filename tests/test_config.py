@@ -62,6 +62,16 @@ def test_the_dataclasses_refuse_each_rule(values, message):
     assert message in str(error.value)
 
 
+TRAIN_FIELDS = {field.name for field in dataclasses.fields(TrainConfig)}
+
+
+@pytest.mark.parametrize("values, message", [rule for rule in RULES + TYPES if set(rule[0]) <= TRAIN_FIELDS])
+def test_train_config_refuses_each_of_its_rules_without_the_application(values, message):
+    with pytest.raises(ValueError) as error:
+        TrainConfig(**values)
+    assert message in str(error.value)
+
+
 def _flags(values: dict) -> list[str]:
     args = []
     for name, value in values.items():
@@ -98,26 +108,3 @@ def test_weakpg_sweep_refuses_each_rule_before_any_run(tmp_path, values, message
     assert result.exit_code == 2, result.output
     assert len(result.output.strip().splitlines()) == 1 and message in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.toml"]
-
-
-def test_every_default_lives_in_the_dataclasses():
-    assert settings.from_dict({}) == settings.RunConfig()
-    assert settings.to_dict(settings.RunConfig())["lr"] == TrainConfig().lr
-    help_text = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "300"}).output
-    for name, (field, _) in settings.SETTINGS.items():
-        flag = "--" + name.replace("_", "-")
-        assert flag in help_text, name  # every setting is an option of weakpg train, --coupled included
-        default = field.default if not isinstance(field.default, bool) else None
-        if default is not None:
-            block = "".join(help_text.split(flag, 1)[1].split("\n  --")[0].split())
-            assert f"[default:{default}]" in block, name  # white space dropped: help wraps at hyphens
-
-
-def test_flat_settings_round_trip():
-    config = settings.RunConfig(env="CartPole-v1", policy="linear",
-                                train=TrainConfig(estimator="sf", baseline="rollout", iterations=7, seed=3))
-    flat = settings.to_dict(config)
-    assert settings.from_dict(flat) == config
-    assert settings.from_dict({**flat, "baseline": "none", "estimator": "jd"}).train.baseline is None
-    assert set(flat) == set(settings.SETTINGS) == {f.name for f in dataclasses.fields(TrainConfig)} | {
-        "env", "policy", "sigma", "learn_sigma"}
