@@ -136,9 +136,9 @@ def test_a_run_stopped_before_its_first_checkpoint_leaves_no_event_files(tmp_pat
         raise KeyboardInterrupt("SIGINT")
 
     monkeypatch.setattr(driver, "train_seeds", stopped)
-    result = runner.invoke(app, [*TRAIN, "--env-steps", "2000", "--tensorboard", "--out", str(tmp_path / "o")])
+    result = runner.invoke(app, [*TRAIN, "--env-steps", "2000", "--tensorboard", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "no run folder was kept" in result.output
-    assert not (tmp_path / "o").exists()
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("command", [

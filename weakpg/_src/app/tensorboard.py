@@ -34,6 +34,7 @@ STEP = "env_steps"
 RATE = "env_steps_per_second"
 TAGS = (*(f for f in METRIC_FIELDS if f != STEP), RATE)
 EVENT_FILES = "events.out.tfevents.*"
+FLUSH_SECONDS = 5
 Row = dict[str, float]
 
 
@@ -74,7 +75,9 @@ class _RunWriter:
 
     def __init__(self, folder: Path, last_wall_seconds: float):
         _remove_events(folder)  # a previous session's view, rebuilt from the rows
-        self.writer = _summary_writer()(logdir=str(folder), flush_secs=10)
+        # Flushed (with an fsync) by the writer's thread every FLUSH_SECONDS, not per chunk: a
+        # kill loses at most that much of the view, which a resume rebuilds anyway.
+        self.writer = _summary_writer()(logdir=str(folder), flush_secs=FLUSH_SECONDS)
         self.origin = time.time() - last_wall_seconds
         self.written = 0
 
@@ -84,7 +87,6 @@ class _RunWriter:
                 self.writer.add_scalar(tag, value, global_step=int(rows[k][STEP]),
                                        walltime=self.origin + rows[k]["wall_seconds"])
         self.written = len(rows)
-        self.writer.flush()
 
 
 class EventWriters:
