@@ -93,6 +93,24 @@ def test_callback_sees_every_row_and_can_stop_training(lqr, policy):
     assert seen == [r["iteration"] for r in rows] and 3 in seen and rows[-1]["iteration"] < 60
 
 
+def test_on_rows_sees_each_seeds_saved_rows_and_a_resumes_loaded_ones(tmp_path, lqr, policy):
+    seen = []
+
+    def on_rows(i, rows):  # what the seed's metrics.csv holds when it is called
+        assert repr(rows) == repr(runs.read_metrics(dirs[i] / runs.METRICS_FILE, METRIC_FIELDS))  # nan too
+        seen.append((i, [r["iteration"] for r in rows]))
+
+    dirs = _folders(tmp_path, "run", 2)
+    train_seeds(lqr, policy, dataclasses.replace(CONFIG, iterations=21), seeds=[0, 1], run_dirs=dirs,
+                on_rows=on_rows)
+    first = [0, 3, 6, 9, 12, 15, 18]  # a chunk is 20 iterations: 6 intervals of 3 after iteration 0
+    assert seen == [(0, first), (1, first), (0, [*first, 21]), (1, [*first, 21])]
+    seen.clear()
+    train_seeds(lqr, policy, dataclasses.replace(CONFIG, iterations=24), seeds=[0, 1], run_dirs=dirs,
+                resume=True, on_rows=on_rows)
+    assert seen == [(0, [*first, 21]), (1, [*first, 21]), (0, [*first, 21, 24]), (1, [*first, 21, 24])]
+
+
 def test_keyword_budgets_replace_the_configs(lqr, policy):
     _, rows = train(lqr, policy, CONFIG, iterations=4, eval_every=2)
     assert [r["iteration"] for r in rows] == [0, 2, 4]

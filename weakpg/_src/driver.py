@@ -55,6 +55,7 @@ CHUNK_ITERATIONS = 20  # iterations between host syncs (rows, checkpoints, progr
 CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 1}
 Row = dict[str, float]
 Callback = Callable[[Row], bool | None]
+RowsObserver = Callable[[int, list[Row]], None]
 _UNSET: Any = object()
 
 
@@ -144,7 +145,8 @@ def _new_rows(chunk_rows: dict[str, np.ndarray], t0: float, t1: float) -> list[R
 def train_seeds(env: Environment, policy: Policy, config: TrainConfig, *, seeds: Sequence[int],
                 run_dirs: Sequence[str | Path] | None = None, resume: bool = False,
                 episode_length: int | None = None,
-                callback: Callback | None = None) -> tuple[TrainState, list[list[Row]]]:
+                callback: Callback | None = None,
+                on_rows: RowsObserver | None = None) -> tuple[TrainState, list[list[Row]]]:
     """Train ``config`` from each of ``seeds`` in one vmapped program (one compilation).
 
     Args:
@@ -155,6 +157,9 @@ def train_seeds(env: Environment, policy: Policy, config: TrainConfig, *, seeds:
       episode_length: steps of the evaluation's episode return (default: the task's).
       callback: receives every new row (with its "seed"); returning False stops training
         after the current chunk.
+      on_rows: receives ``(i, rows)``, all rows so far of ``seeds[i]`` (what its
+        ``metrics.csv`` holds, with ``run_dirs``), whenever they change: once a resume has
+        loaded them and after each chunk that adds some, once they are saved.
 
     Returns the final states (leading axis: seed) and each seed's rows. Raises
     ``NonFiniteError`` when a gradient estimate, the parameters or an evaluation becomes
@@ -182,6 +187,8 @@ def train_seeds(env: Environment, policy: Policy, config: TrainConfig, *, seeds:
     if resume:
         for i, d in enumerate(dirs):
             states[i], offsets[i], rows[i] = _load(d, states[i])
+            if on_rows is not None and rows[i]:
+                on_rows(i, rows[i])
     state = jax.tree.map(lambda *x: jnp.stack(x), *states) if batched else states[0]
     h, start, stop = hyper(config), time.perf_counter(), False
 
@@ -211,6 +218,8 @@ def train_seeds(env: Environment, policy: Policy, config: TrainConfig, *, seeds:
             rows[i] += new
             if dirs is not None and new:
                 _save(dirs[i], seed_state, rows[i])
+            if on_rows is not None and new:
+                on_rows(i, rows[i])
             code = int(seed_rows["fault"][-1])
             if code:
                 iteration = int(seed_state.iteration)

@@ -110,6 +110,9 @@ def _add_reproduction(name: str, summary: str) -> None:
         out: Path = typer.Option(None, help="New or empty output folder "
                                  f"(default runs/reproduce-{name}[-quick]-<time>)."),
         env_steps: int = typer.Option(None, help="Override the env-step budget of every run."),
+        tensorboard: bool = typer.Option(False, help="Also write each run's metrics as TensorBoard event "
+                                         "files into its folder's tensorboard/ (pip install "
+                                         "'weakpg[tensorboard]')."),
     ) -> None:
         from weakpg._src.app.studies import learning_curves
 
@@ -123,7 +126,7 @@ def _add_reproduction(name: str, summary: str) -> None:
                 schema_checks.check_int_range("env_steps", env_steps, 1, schema_checks.MAX_ENV_STEPS)
                 setup = dataclasses.replace(setup, env_steps=env_steps, quick_env_steps=env_steps)
             result = learning_curves.reproduce(setup, out, quick=quick, seeds=seeds,
-                                               progress=progress)
+                                               progress=progress, tensorboard=tensorboard)
         typer.echo((out / "summary.md").read_text())
         typer.echo(f"figures: {out / 'curves.png'} and {out / 'curves_discounted.png'}; "
                    f"table: {out / 'curves.csv'}; {len(result['methods'])} methods x {seeds} seeds")
@@ -192,6 +195,8 @@ def sweep_runs(
                                 "default: a new local Ray instance."),
     workers: int = typer.Option(None, help="For local: runs at once (default min(runs, CPUs))."),
     out: Path = typer.Option(None, help="New or empty output folder (default runs/sweep-<config>-<time>)."),
+    tensorboard: bool = typer.Option(False, help="Also write each run's metrics as TensorBoard event files "
+                                     "into its folder's tensorboard/ (pip install 'weakpg[tensorboard]')."),
 ) -> None:
     """Train every grid point of a sweep file from several seeds in parallel; collect the run
     folders, summary.csv, sweep.json and curves.png."""
@@ -203,7 +208,8 @@ def sweep_runs(
     with one_line_errors(kept):
         try:
             result = sweep.run_sweep(sweep_plan.load_config(config), out, seeds=seeds, backend=backend,
-                                     address=address, workers=workers, progress=progress)
+                                     address=address, workers=workers, progress=progress,
+                                     tensorboard=tensorboard)
         except RuntimeError as error:  # a failing run
             raise ValueError(f"{error}; {kept}" if (out / "runs").is_dir() else str(error)) from None
     typer.echo(f"{out}: {len(result['runs'])} runs ({backend}); table {out / 'summary.csv'}, "

@@ -6,7 +6,8 @@ The output folder holds::
     runs/<name>/   config.json, metrics.csv, checkpoint.npz of each run, as `weakpg train`
                    writes them; <name> is the grid values and the seed, e.g.
                    "estimator=jd__lr=0.05__seed0"; each appears whole (renamed into place
-                   from a staging folder) when its grid point has finished
+                   from a staging folder) when its grid point has finished; with
+                   ``tensorboard=True`` also tensorboard/, its metrics as event files
     sweep.json     once every run has finished: the config, the seeds, the backend and
                    every run's final metrics
     summary.csv    then too: one row per run: its name, the settings that vary, seed, final
@@ -54,6 +55,7 @@ from typing import Any
 
 from weakpg._src import runs
 from weakpg._src.app import plotting, settings
+from weakpg._src.app import tensorboard as event_files
 from weakpg._src.app.sweep_plan import Run, groups, plan
 from weakpg._src.config import check_choice, check_int_range
 from weakpg._src.driver import METRIC_FIELDS
@@ -209,17 +211,20 @@ def _finished(out_dir: Path, run: Run) -> bool:
     return all((run_dir / name).is_file() for name in RUN_FILES) and runs.open_run(run_dir) == run.setup
 
 
-def _write_run(out_dir: Path, run: Run, files: Mapping[str, bytes]) -> dict[str, Any]:
-    """Put a finished run's folder in place, whole; its final metrics row."""
+def _write_run(out_dir: Path, run: Run, files: Mapping[str, bytes], tensorboard: bool) -> dict[str, Any]:
+    """Put a finished run's folder in place, whole (with its event files); its final metrics row."""
     with runs.staged_folder(out_dir / "runs" / run.name) as staging:
         for name, data in files.items():
             runs.atomic_write(staging / name, data)
-    return runs.read_metrics(out_dir / "runs" / run.name / runs.METRICS_FILE, METRIC_FIELDS)[-1]
+        rows = runs.read_metrics(staging / runs.METRICS_FILE, METRIC_FIELDS)
+        if tensorboard:
+            event_files.write_events(staging, rows)
+    return rows[-1]
 
 
 def run_sweep(config: Mapping[str, Any], out_dir: str | Path, *, seeds: int | None = None,
               backend: str = "local", address: str | None = None, workers: int | None = None,
-              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+              progress: Callable[[str], None] | None = None, tensorboard: bool = False) -> dict[str, Any]:
     """Run every run of ``plan(config, seeds)`` and collect them into ``out_dir``.
 
     Args:
@@ -233,6 +238,8 @@ def run_sweep(config: Mapping[str, Any], out_dir: str | Path, *, seeds: int | No
         a Ray instance for the sweep.
       workers: for "local": processes at once (default min(grid points to train, CPUs)).
       progress: receives one line per finished run.
+      tensorboard: give every run folder ``tensorboard/``, its metrics as TensorBoard event
+        files (``app.tensorboard``), those of runs that had finished without them too.
 
     Returns the content of ``sweep.json``: {"config", "seeds", "backend", "runs": [{"name",
     "settings", "seed", "final"}]}, the runs in ``plan`` order. A failing run raises
@@ -251,10 +258,16 @@ def run_sweep(config: Mapping[str, Any], out_dir: str | Path, *, seeds: int | No
             raise ValueError(f"workers {workers!r} is for the local backend; on Ray each run is a "
                              "task with one CPU and the cluster's size sets how many run at once")
         _import_ray()
+    if tensorboard:
+        event_files.require()
     out_dir = Path(out_dir)
     record = json.loads(json.dumps({"config": dict(config), "seeds": seeds}))
     started = _open(out_dir, record)
     finished = {run.name for run in planned if _finished(out_dir, run)}
+    for name in finished if tensorboard else ():
+        if not (out_dir / "runs" / name / event_files.TENSORBOARD_DIR).is_dir():
+            event_files.write_events(out_dir / "runs" / name, runs.read_metrics(
+                out_dir / "runs" / name / runs.METRICS_FILE, METRIC_FIELDS))
     todo = [group for group in groups(planned) if any(run.name not in finished for run in group)]
     if backend == "local":
         workers = min(max(len(todo), 1), os.cpu_count() or 1) if workers is None else workers
@@ -268,7 +281,7 @@ def run_sweep(config: Mapping[str, Any], out_dir: str | Path, *, seeds: int | No
             for run, files in results:
                 if run.name in finished:  # a grid point whose other seeds were not all in place
                     continue
-                final = _write_run(out_dir, run, files)
+                final = _write_run(out_dir, run, files, tensorboard)
                 finished.add(run.name)
                 if progress is not None:
                     progress(f"[{len(finished)}/{len(planned)}] {run.name}: episode return "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import time
@@ -62,9 +63,14 @@ def _resumed(paths: list[Path], given: dict[str, Any]) -> tuple[schema.RunConfig
 
 
 def _train(settings: dict[str, Any], given: dict[str, Any], seeds: int, out: Path,
-           resume: list[Path] | None) -> None:
-    """``weakpg train``: check everything, write the run folders, then compile and train."""
+           resume: list[Path] | None, tensorboard: bool) -> None:
+    """``weakpg train``: check everything, write the run folders, then compile and train.
+
+    With ``tensorboard`` (or when resuming runs that have event files) every run folder
+    gets ``tensorboard/``, kept equal to its ``metrics.csv``.
+    """
     from weakpg._src import runs
+    from weakpg._src.app import tensorboard as event_files
     from weakpg._src.config import MAX_SEED, check_int_range
 
     with one_line_errors():
@@ -85,6 +91,9 @@ def _train(settings: dict[str, Any], given: dict[str, Any], seeds: int, out: Pat
             seed_list = list(range(config.train.seed, config.train.seed + seeds))
             run_dirs = [out / run_name(config.env, config.train.estimator, config.train.baseline, s)
                         for s in seed_list]
+        tensorboard = tensorboard or any((d / event_files.TENSORBOARD_DIR).is_dir() for d in resume or [])
+        if tensorboard:
+            event_files.require()
         env, policy = schema.build(config)
 
     from weakpg._src.driver import train_seeds
@@ -116,8 +125,10 @@ def _train(settings: dict[str, Any], given: dict[str, Any], seeds: int, out: Pat
                     runs.remove_temporaries(run_dir)  # left by a kill -9 during a write
                     if not resume or given.keys() & set(RESUME_BUDGET):
                         runs.write_json(run_dir / runs.CONFIG_FILE, {**schema.to_dict(config), "seed": seed})
-                _, rows = train_seeds(env, policy, config.train, seeds=seed_list, run_dirs=run_dirs,
-                                      resume=bool(resume), callback=on_row)
+                writers = event_files.EventWriters(run_dirs) if tensorboard else contextlib.nullcontext()
+                with writers as on_rows:
+                    _, rows = train_seeds(env, policy, config.train, seeds=seed_list, run_dirs=run_dirs,
+                                          resume=bool(resume), callback=on_row, on_rows=on_rows)
         except EXPECTED as error:
             failure = error  # reported once the progress bar is gone, so the error is the only line
     if failure is not None:
@@ -178,6 +189,10 @@ def register(app: typer.Typer) -> None:
                                                    "last checkpoint (repeat it for the seeds of one "
                                                    "multi-seed run). It takes a new budget (--iterations, "
                                                    "--env-steps); any other setting must equal the run's.")),
+        "tensorboard": (bool, typer.Option(False, help="Also write the metrics as TensorBoard event files "
+                                           "into each run folder's tensorboard/ (pip install "
+                                           "'weakpg[tensorboard]'); --resume keeps existing ones up to "
+                                           "date.")),
     }
     params = [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
     params += [_setting_option(name) for name in schema.SETTINGS]
@@ -192,7 +207,7 @@ def register(app: typer.Typer) -> None:
                  if getattr(ctx.get_parameter_source(name), "name", None) in ("COMMANDLINE", "ENVIRONMENT")}
         settings = {name: kwargs[name] for name in schema.SETTINGS}
         given = {name: kwargs[name] for name in typed if name != "resume"}
-        _train(settings, given, kwargs["seeds"], kwargs["out"], kwargs["resume"])
+        _train(settings, given, kwargs["seeds"], kwargs["out"], kwargs["resume"], kwargs["tensorboard"])
 
     train.__signature__ = inspect.Signature(params)
     train.__annotations__ = {p.name: p.annotation for p in params}

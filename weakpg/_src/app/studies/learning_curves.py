@@ -9,6 +9,7 @@ summary table with standard errors across seeds. ``STUDIES`` names the setups th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from collections.abc import Callable
@@ -19,6 +20,7 @@ import numpy as np
 
 from weakpg._src import runs, validation
 from weakpg._src.app import plotting
+from weakpg._src.app import tensorboard as event_files
 from weakpg._src.app.studies.learning_setups import CARTPOLE, METHODS, PENDULUM, StudySetup
 from weakpg._src.driver import train_seeds
 from weakpg._src.envs.gymnax_envs import GymnaxEnvironment
@@ -141,7 +143,7 @@ def _summary_markdown(setup: StudySetup, policy: Policy, quick: bool, seeds: int
 
 
 def reproduce(setup: StudySetup, out_dir: str | Path, *, quick: bool, seeds: int,
-              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+              progress: Callable[[str], None] | None = None, tensorboard: bool = False) -> dict[str, Any]:
     """Run the study ``setup`` describes and write its curves, figures and summary.
 
     Trains every method of ``METHODS`` from seeds 0..seeds-1, each run in
@@ -149,13 +151,16 @@ def reproduce(setup: StudySetup, out_dir: str | Path, *, quick: bool, seeds: int
     (episode return), ``curves_discounted.png`` (J, the paper's Fig. 1) and ``summary.md``.
     Everything is written into a temporary folder beside ``out_dir`` and renamed into
     place at the end, so an error or an interrupt leaves ``out_dir`` as it was.
-    ``progress`` receives one line per finished run.
+    ``progress`` receives one line per finished run. With ``tensorboard`` each run folder
+    also gets ``tensorboard/``, its metrics as TensorBoard event files (``app.tensorboard``).
 
     Returns {"methods": label -> final-evaluation statistics, "comparisons": field ->
     best method, runner-up and gap in standard errors, "setup", "quick", "seeds",
     "env_steps", "out_dir"}.
     """
     seeds = validation.check_positive_int("seeds", seeds)
+    if tensorboard:
+        event_files.require()
     out_dir = Path(out_dir)
     runs.check_output_folder(out_dir, OUTPUT_FILES)
     setup.train_config(METHODS[0], 0, setup.budget(quick))  # checks the settings before any work
@@ -175,8 +180,10 @@ def reproduce(setup: StudySetup, out_dir: str | Path, *, quick: bool, seeds: int
                     "env_id": setup.env_id, "method": method.label, "quick": quick, "env_steps": budget,
                     **dataclasses.asdict(dataclasses.replace(config, seed=seed)),
                     "setup": dataclasses.asdict(setup)})
-            _, seed_rows = train_seeds(env, policy, config, seeds=range(seeds), run_dirs=run_dirs,
-                                       episode_length=setup.episode_length)
+            writers = event_files.EventWriters(run_dirs) if tensorboard else contextlib.nullcontext()
+            with writers as on_rows:
+                _, seed_rows = train_seeds(env, policy, config, seeds=range(seeds), run_dirs=run_dirs,
+                                           episode_length=setup.episode_length, on_rows=on_rows)
             for seed, rows in enumerate(seed_rows):
                 curves.setdefault(method.label, []).append(rows)
                 finals.setdefault(method.label, []).append(rows[-1])
