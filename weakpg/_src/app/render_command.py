@@ -113,5 +113,7 @@ def register(app: typer.Typer) -> None:
             frames, total, steps, env_fps = episode_frames(
                 agent, ep.episode_env_id(run_env_id(agent.config), env), seed=seed, stochastic=stochastic,
                 every=every)
-            runs.atomic_write(out, gif_bytes(frames, fps=fps or env_fps / every, width=width))
+            data = gif_bytes(frames, fps=fps or env_fps / every, width=width)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            runs.atomic_write(out, data)
         typer.echo(f"wrote {out}: {len(frames)} frames of a {steps}-step episode, return {total:.1f}")
