@@ -88,4 +88,10 @@ def test_gymnasium_envs_need_a_time_limit_and_a_known_id():
     env = envs.make("Pendulum-v1")
     agent = Agent(LinearGaussian(env), {"weights": jnp.zeros((1, 3))}, env)
     with pytest.raises(ValueError, match=r"observations of shape \(4,\); the policy was trained on \(3,\)"):
-        episodes.check_fits(agent, (4,), "gymnasium:CartPole-v1")
+        episodes.check_fits(agent, gymnasium.make("CartPole-v1"), "gymnasium:CartPole-v1")
+    cartpole = envs.make("CartPole-v1")
+    softmax = Agent(Softmax(cartpole), {"weights": jnp.zeros((2, 4))}, cartpole)
+    with pytest.raises(ValueError, match=r"actions of shape \(1,\); the policy gives actions of 2 discrete"):
+        episodes.check_fits(softmax, gymnasium.make("InvertedPendulum-v5"), "gymnasium:InvertedPendulum-v5")
+    episodes.check_fits(softmax, gymnasium.make("CartPole-v1"), "gymnasium:CartPole-v1")
+    episodes.check_fits(agent, envs.make("Pendulum-v1"), "Pendulum-v1")

@@ -56,11 +56,25 @@ def make_gymnasium(env_id: str, render_mode: str | None = None) -> Any:
                          f"'weakpg[{extra}]' ({error})") from None
 
 
-def check_fits(agent: Agent, observation_shape: tuple[int, ...], what: str) -> None:
-    """ValueError unless the policy reads observations of this shape."""
-    if tuple(observation_shape) != tuple(agent.env.observation_shape):
-        raise ValueError(f"{what} has observations of shape {tuple(observation_shape)}; the policy was "
-                         f"trained on {tuple(agent.env.observation_shape)}")
+def _interface(env: Any) -> tuple[tuple[int, ...], str]:
+    """The observation shape of a gymnasium or weakpg environment, and its actions in words."""
+    if hasattr(env, "observation_space"):  # gymnasium
+        space = env.action_space
+        n = getattr(space, "n", None)
+        shape = tuple(space.shape)
+        return tuple(env.observation_space.shape), f"{int(n)} discrete" if n is not None else f"shape {shape}"
+    actions = f"{env.num_actions} discrete" if env.discrete else f"shape {tuple(env.action_shape)}"
+    return tuple(env.observation_shape), actions
+
+
+def check_fits(agent: Agent, env: Any, what: str) -> None:
+    """ValueError unless the policy reads the observations of ``env`` (gymnasium's or weakpg's)
+    and takes its actions."""
+    (obs, actions), (want_obs, want_actions) = _interface(env), _interface(agent.env)
+    if obs != want_obs:
+        raise ValueError(f"{what} has observations of shape {obs}; the policy was trained on {want_obs}")
+    if actions != want_actions:
+        raise ValueError(f"{what} takes actions of {actions}; the policy gives actions of {want_actions}")
 
 
 def gymnasium_episode(agent: Agent, env: Any, seed: int, *, stochastic: bool = False,

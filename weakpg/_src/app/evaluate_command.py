@@ -37,7 +37,7 @@ def evaluate(agent: Any, env_id: str, *, episodes: int = 100, seed: int = 0,
     if env_id.startswith(GYMNASIUM_PREFIX):
         env = ep.make_gymnasium(env_id.removeprefix(GYMNASIUM_PREFIX))
         try:
-            ep.check_fits(agent, env.observation_space.shape, env_id)
+            ep.check_fits(agent, env, env_id)
             pairs = [ep.gymnasium_episode(agent, env, int(s), stochastic=stochastic) for s in seeds]
             limit = env.spec.max_episode_steps
         finally:
@@ -45,7 +45,7 @@ def evaluate(agent: Any, env_id: str, *, episodes: int = 100, seed: int = 0,
         returns, lengths = (np.array(column) for column in zip(*pairs))
     else:
         env = make(env_id)
-        ep.check_fits(agent, env.observation_shape, env_id)
+        ep.check_fits(agent, env, env_id)
         returns, lengths = ep.jax_episodes(agent, env, seeds, stochastic=stochastic)
         limit = env.max_episode_steps
     if not np.isfinite(returns).all():

@@ -44,7 +44,7 @@ def episode_frames(agent: Any, env_id: str, *, seed: int = 0, stochastic: bool =
     env = ep.make_gymnasium(env_id.removeprefix(GYMNASIUM_PREFIX), render_mode="rgb_array")
     frames: list[Any] = []
     try:
-        ep.check_fits(agent, env.observation_space.shape, env_id)
+        ep.check_fits(agent, env, env_id)
         total, steps = ep.gymnasium_episode(agent, env, seed, stochastic=stochastic,
                                             on_step=lambda: frames.append(env.render()))
     except gymnasium.error.DependencyNotInstalled as error:
