@@ -3,6 +3,8 @@
 import dataclasses
 import json
 import shutil
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -129,3 +131,10 @@ def test_bad_run_folders_are_refused(tmp_path, trained_run):
     (run / runs.CHECKPOINT_FILE).write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="not a weakpg checkpoint"):
         weakpg.load(run, env=envs.make("Pendulum-v1"), policy=LinearGaussian(envs.make("Pendulum-v1")))
+
+
+def test_import_weakpg_and_its_load_leave_the_environment_libraries_unloaded():
+    code = ("import sys, weakpg; weakpg.load, weakpg.Agent; "
+            "print([m for m in ('gymnasium', 'gymnax', 'matplotlib', 'imageio') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
