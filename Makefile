@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,mujoco,ray]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,mujoco,ray,render,tensorboard]"
 	touch $(STAMP)
 
 reproduce: $(STAMP)

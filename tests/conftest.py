@@ -1,7 +1,9 @@
-"""Shared test helpers: the tiny LQR of the training tests, a simulator that blows up, a metrics reader."""
+"""Shared test helpers: the tiny LQR of the training tests, a simulator that blows up, a metrics reader,
+tiny trained runs, the check of a command's clean failure."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -44,3 +46,51 @@ class NanRewardAfter(Environment):
 
     def observe(self, state):
         return self.inner.observe(state[0])
+
+
+TINY_TRAIN = ("--iterations", "2", "--env-steps", "none", "--batch-size", "4", "--eval-every", "1",
+              "--eval-episodes", "2")
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Callable[..., Path]:
+    """``trained_run(env, policy, *flags)``: the folder of a 2-iteration ``weakpg train`` run of
+    that setting, trained once per session."""
+    from typer.testing import CliRunner
+
+    from weakpg._src.app.cli import app
+
+    made: dict[tuple[str, ...], Path] = {}
+
+    def run(env: str, policy: str, *flags: str) -> Path:
+        key = (env, policy, *flags)
+        if key not in made:
+            out = tmp_path_factory.mktemp("run")
+            result = CliRunner().invoke(app, ["train", "--env", env, "--policy", policy, *TINY_TRAIN, *flags,
+                                              "--out", str(out)])
+            assert result.exit_code == 0, result.output
+            (made[key],) = out.iterdir()
+        return made[key]
+
+    return run
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file and folder under ``root`` (hidden ones too), with the files' bytes."""
+    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else b"<dir>" for p in root.rglob("*")}
+
+
+def fails_cleanly(args: list[str], root: Path, message: str) -> None:
+    """``weakpg args`` exits 2 with the one line ``error: ...message...``, changing nothing under ``root``."""
+    from typer.testing import CliRunner
+
+    from weakpg._src.app.cli import app
+
+    before = snapshot(root)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert "allow_pickle" not in lines[0] and "Traceback" not in result.output
+    assert snapshot(root) == before

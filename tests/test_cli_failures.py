@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import fails_cleanly as _fails_cleanly
+from conftest import snapshot as _snapshot
 from typer.testing import CliRunner
 
 from weakpg._src import runs
@@ -28,22 +30,6 @@ runner = CliRunner()
 TINY = ["--env-steps", "2000", "--batch-size", "16", "--eval-every", "1", "--eval-episodes", "2",
         "--policy", "linear"]
 UNWRITABLE = Path("/proc/weakpg-test")  # /proc refuses new files, even to root
-
-
-def _snapshot(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else b"<dir>" for p in root.rglob("*")}
-
-
-def _fails_cleanly(args: list[str], root: Path, message: str) -> None:
-    """``weakpg args`` exits 2 with the one line ``error: ...message...``, changing nothing."""
-    before = _snapshot(root)
-    result = runner.invoke(app, args)
-    assert result.exit_code == 2, result.output
-    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
-    assert "allow_pickle" not in lines[0] and "Traceback" not in result.output
-    assert _snapshot(root) == before
 
 
 @pytest.fixture(scope="module")

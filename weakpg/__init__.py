@@ -13,9 +13,10 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-_SUBMODULES = ("control_variates", "distributions", "envs", "estimators", "features", "gradients",
+_SUBMODULES = ("agents", "control_variates", "distributions", "envs", "estimators", "features", "gradients",
                "monte_carlo", "policies", "rollouts", "testing", "train")
 _NAMES = {
+    "Agent": "agents", "load": "agents",
     "Bernoulli": "distributions", "Categorical": "distributions", "Gaussian": "distributions",
     "Poisson": "distributions",
     "GradientEstimate": "estimators", "pathwise": "estimators", "pathwise_samples": "estimators",

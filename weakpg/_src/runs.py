@@ -243,18 +243,26 @@ def save_checkpoint(path: Path, tree: Any, header: dict[str, Any]) -> None:
     atomic_write(path, buffer.getvalue())
 
 
-def load_checkpoint(path: Path, template: Any) -> tuple[Any, dict[str, Any]]:
-    """Read a checkpoint into the structure of ``template``; ValueError if it does not fit."""
+def load_checkpoint(path: Path, template: Any, *, part: str = "") -> tuple[Any, dict[str, Any]]:
+    """Read a checkpoint into the structure of ``template``; ValueError if it does not fit.
+
+    ``part`` reads one subtree of what was saved, named by its key path: ``".params"`` reads
+    a ``TrainState``'s parameters alone (``template``: the policy's parameters), whatever
+    optimizer state was saved beside them.
+    """
     try:
         with np.load(path, allow_pickle=False) as data:
             header = json.loads(bytes(data[_HEADER]).decode())
-            names = [name for name, _ in _leaves_with_names(template)]
-            if header.get("leaf_names") != names:
-                raise ValueError(f"its parameters {header.get('leaf_names')} do not match the "
+            saved = header.get("leaf_names")
+            names = [part + name for name, _ in _leaves_with_names(template)]
+            within = saved if not part or not isinstance(saved, list) else [
+                n for n in saved if isinstance(n, str) and n.startswith(part) and n[len(part):][:1] in "[."]
+            if within != names:
+                raise ValueError(f"its parameters {within} do not match the "
                                  f"run's configuration, which expects {names}")
             leaves = []
-            for i, (name, want) in enumerate(_leaves_with_names(template)):
-                got = data[f"leaf{i}"]
+            for name, (_, want) in zip(names, _leaves_with_names(template)):
+                got = data[f"leaf{saved.index(name)}"]
                 if got.shape != np.shape(want):
                     raise ValueError(f"{name} has shape {got.shape}, expected {np.shape(want)}")
                 leaves.append(jax.numpy.asarray(got, dtype=np.asarray(want).dtype))

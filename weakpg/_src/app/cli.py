@@ -14,7 +14,7 @@ from rich.table import Table
 
 import weakpg
 from weakpg._src import config as schema_checks
-from weakpg._src.app import train_command
+from weakpg._src.app import evaluate_command, render_command, train_command
 from weakpg._src.app.failures import handle_signals, one_line_errors, progress
 
 app = typer.Typer(
@@ -94,6 +94,8 @@ def demo(
 
 
 train_command.register(app)
+evaluate_command.register(app)
+render_command.register(app)
 
 
 

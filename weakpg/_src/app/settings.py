@@ -90,12 +90,15 @@ def to_dict(config: RunConfig) -> dict[str, Any]:
     return {**{name: getattr(config, name) for name in RUN_FIELDS}, **dataclasses.asdict(config.train)}
 
 
-def build(config: RunConfig) -> tuple[Any, Any]:
-    """The environment and the policy ``config`` describes; ValueError if they do not fit."""
+def build(config: RunConfig, env: Any = None) -> tuple[Any, Any]:
+    """The environment and the policy ``config`` describes; ValueError if they do not fit.
+
+    ``env``, when given, replaces ``make(config.env)`` (the policy is built for it).
+    """
     from weakpg._src.envs.registry import make
     from weakpg._src.policies import make_policy
 
-    env = make(config.env)
+    env = make(config.env) if env is None else env
     if env.discrete and (config.sigma is not None or config.learn_sigma):
         given = "sigma" if config.sigma is not None else "learn_sigma"
         raise ValueError(f"{given} is for Gaussian policies; {config.env} has discrete actions "
