@@ -41,6 +41,10 @@ def episode_frames(agent: Any, env_id: str, *, seed: int = 0, stochastic: bool =
                          f"--env {GYMNASIUM_PREFIX}<ID>")
     if "DISPLAY" not in os.environ:
         os.environ.setdefault("MUJOCO_GL", "egl")  # read when MuJoCo's renderer is first made
+    # Classic control draws offscreen with pygame, whose init would open a window system
+    # and the sound card, and complain on stderr when there are none.
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
     env = ep.make_gymnasium(env_id.removeprefix(GYMNASIUM_PREFIX), render_mode="rgb_array")
     frames: list[Any] = []
     try:
