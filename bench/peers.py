@@ -21,12 +21,12 @@ Methods and their settings (``bench/peers_methods.py``):
   PG-JD and 0.05 for PG-SF with the roll-out baseline, clipped at norm 100), 5M env steps.
 
 Each (method, seed) is a fresh process with an empty JAX compilation cache, so building
-and compiling the method count; the clock starts after the imports of the libraries and
-stops while ``common_episode_return`` (``weakpg evaluate``'s protocol: 100 gymnasium
-episodes reset with seeds 0..99, deterministic action, undiscounted return) scores the
-current policy. Torch runs ``--torch-threads`` threads (default: every core,
-``os.cpu_count()``; on a shared, loaded machine two threads ran SB3 SAC 12x slower than
-one, so use 1 there). For
+and compiling the method count; the clock starts after the method's libraries are
+imported (``IMPORTS``; weakpg loads gymnax's Pendulum on the clock) and stops while
+``common_episode_return`` (``weakpg evaluate``'s protocol: 100 gymnasium episodes reset
+with seeds 0..99, deterministic action, undiscounted return) scores the current policy.
+Torch runs ``--torch-threads`` threads (default: every core, ``os.cpu_count()``; on a
+shared, loaded machine two threads ran SB3 SAC 12x slower than one, so use 1 there). For
 each threshold (-170, -150): the training seconds and env steps at the first evaluation
 whose mean return reaches it, and the return at the method's standard budget; median
 (min-max) over seeds, and weakpg's median seconds over the fastest peer's.
@@ -79,7 +79,9 @@ def _fmt(values: list[float], digits: int = 1, scale: float = 1.0, unit: str = "
     def show(v: float) -> str:
         return f"{v:.{digits}f}{unit}" if math.isfinite(v) else "never"
 
-    tail = "" if reached == len(values) else f" [{reached}/{len(values)}]"
+    tail = "" if reached == len(values) else f" [{reached}/{len(values)} reached]"
+    if not reached:
+        return "never" + tail
     return f"{show(med)} ({show(lo)} to {show(hi)}){tail}"
 
 
@@ -103,7 +105,7 @@ def table(results: list[dict[str, Any]]) -> tuple[str, dict[str, dict[str, float
         finals = [r["final"]["mean"] for r in runs]
         per_seed = ", ".join(f"{r['final']['mean']:.0f} ± {r['final']['stderr']:.0f}" for r in runs)
         cells = [m, f"{runs[0]['budget']:,}"] + [_fmt(seconds[t], unit=" s") for t in THRESHOLDS] + [
-            _fmt(steps[t], 0, 1e3, "k") for t in THRESHOLDS] + [_fmt(finals, 0), per_seed]
+            _fmt(steps[t], 1, 1e3, "k") for t in THRESHOLDS] + [_fmt(finals, 0), per_seed]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines), medians
 
@@ -116,13 +118,14 @@ def ratios(medians: dict[str, dict[str, float]]) -> list[str]:
         if not peers:
             continue
         fastest = min(peers, key=peers.get)
+        if not math.isfinite(peers[fastest]):
+            out.append(f"at {t:g}: no peer's median seed reached it")
+            continue
         for m, v in medians.items():
-            if m.startswith("weakpg") and math.isfinite(peers[fastest]):
+            if m.startswith("weakpg"):
                 ratio = v[str(t)] / peers[fastest]
-                shown = f"{ratio:.2f}" if math.isfinite(ratio) else "never reached"
+                shown = f"{ratio:.2f}" if math.isfinite(ratio) else "never (its median seed did not reach it)"
                 out.append(f"at {t:g}: {m} / fastest peer ({fastest}, {peers[fastest]:.1f} s) = {shown}")
-            elif m.startswith("weakpg"):
-                out.append(f"at {t:g}: no peer reached it in most seeds")
     return out
 
 
