@@ -136,7 +136,7 @@ def _atomic_json(path: Path, data: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m bench.peers", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (with --child: the seed)")
     parser.add_argument("--methods", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
