@@ -195,6 +195,21 @@ def train_weakpg(trace: Trace, slug: str, seed: int, budget: int, eval_every: in
         if steps - last_eval >= eval_every or steps >= budget:
             trace.evaluate(functools.partial(mean, state.params), steps)
             last_eval = steps
+    _check_protocol(trace, weakpg.Agent(policy, state.params, env))
+
+
+def _check_protocol(trace: Trace, agent: Any) -> None:
+    """The final figure equals ``weakpg evaluate``'s on the same episodes (or raise).
+
+    ``common_episode_return`` steps the 100 episodes in lock step for speed; this checks,
+    once per weakpg run, that it is ``weakpg evaluate``'s protocol to the last bit.
+    """
+    from weakpg._src.app.evaluate_command import evaluate
+
+    final = trace.points[-1]["mean"]
+    ours = evaluate(agent, f"gymnasium:{ENV_ID}", episodes=trace.episodes)["mean"]
+    if ours != final:
+        raise RuntimeError(f"common_episode_return gave {final}, weakpg evaluate {ours} on the same episodes")
 
 
 # Imported before the clock starts. weakpg loads gymnax's Pendulum when the environment is
