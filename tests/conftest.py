@@ -1,14 +1,18 @@
-"""Shared test helpers: the tiny LQR of the training tests, a simulator that blows up, a metrics reader."""
+"""Shared test helpers: the tiny LQR of the training tests, a simulator that blows up, a metrics
+reader, the agreement of two gradient estimates."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import pytest
 
 from weakpg._src.envs.base import Environment
 from weakpg.envs import LinearQuadratic
+from weakpg.estimators import GradientEstimate
+from weakpg.testing import assert_unbiased
 
 A, B, Q, R, GAMMA = 0.9, 0.5, 1.0, 0.1, 0.9
 
@@ -44,3 +48,10 @@ class NanRewardAfter(Environment):
 
     def observe(self, state):
         return self.inner.observe(state[0])
+
+
+def assert_estimates_agree(a, b, *, num_stderr: float = 4.0) -> None:
+    """Two independent unbiased estimates of one gradient agree: |a - b| <= k sqrt(s_a^2 + s_b^2)."""
+    diff = jax.tree.map(lambda x, y: x - y, a.mean, b.mean)
+    stderr = jax.tree.map(lambda x, y: jnp.sqrt(x**2 + y**2), a.stderr, b.stderr)
+    assert_unbiased(GradientEstimate(diff, stderr), jax.tree.map(jnp.zeros_like, diff), num_stderr=num_stderr)
