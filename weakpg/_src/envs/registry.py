@@ -31,7 +31,7 @@ def make(env_id: str, *, backend: str | None = None) -> Environment:
         from weakpg._src.envs.gymnasium_envs import from_gymnasium
 
         return from_gymnasium(env_id.removeprefix(GYMNASIUM_PREFIX))
-    check_choice("env_id", env_id, GYMNAX_IDS + (f"{GYMNASIUM_PREFIX}<ID>", f"{BRAX_PREFIX}<name>"))
+    check_choice("env_id", env_id, GYMNAX_IDS + (f"{BRAX_PREFIX}<name>", f"{GYMNASIUM_PREFIX}<ID>"))
     from weakpg._src.envs.gymnax_envs import GymnaxEnvironment
 
     return GymnaxEnvironment(env_id)
