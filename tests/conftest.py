@@ -1,14 +1,17 @@
 """Shared test helpers: the tiny LQR of the training tests, a simulator that blows up, a metrics
-reader, the agreement of two gradient estimates."""
+reader, the agreement of two gradient estimates, the persistent compilation cache."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import pytest
+from jax._src import compilation_cache
 
+from weakpg._src.app.cli import cache_dir
 from weakpg._src.envs.base import Environment
 from weakpg.envs import LinearQuadratic
 from weakpg.estimators import GradientEstimate
@@ -55,3 +58,20 @@ def assert_estimates_agree(a, b, *, num_stderr: float = 4.0) -> None:
     diff = jax.tree.map(lambda x, y: x - y, a.mean, b.mean)
     stderr = jax.tree.map(lambda x, y: jnp.sqrt(x**2 + y**2), a.stderr, b.stderr)
     assert_unbiased(GradientEstimate(diff, stderr), jax.tree.map(jnp.zeros_like, diff), num_stderr=num_stderr)
+
+
+@pytest.fixture(scope="module")
+def persistent_compilation_cache():
+    """JAX's persistent cache (JAX_COMPILATION_CACHE_DIR, else the command line's) for one module.
+
+    For modules whose programs take long to compile (Brax's, flax's): a second run loads them.
+    """
+    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
+    old = {name: getattr(jax.config, name) for name in names}
+    jax.config.update(names[0], os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(cache_dir()))
+    jax.config.update(names[1], 0.0)
+    compilation_cache.reset_cache()  # the cache is set up once per process, at the first compile
+    yield
+    for name, value in old.items():
+        jax.config.update(name, value)
+    compilation_cache.reset_cache()

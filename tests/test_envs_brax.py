@@ -7,7 +7,6 @@ compiled program per estimator, and keep compiled programs in JAX's persistent c
 
 from __future__ import annotations
 
-import os
 import sys
 
 import jax
@@ -15,28 +14,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import assert_estimates_agree
-from jax._src import compilation_cache
 
 import weakpg
-from weakpg._src.app.cli import cache_dir
 from weakpg.envs import BRAX_BACKENDS, BRAX_NAMES, make
 
 STEPS = 40
 GAMMA = 0.9
 
 
-@pytest.fixture(scope="module", autouse=True)
-def persistent_compilation_cache():
-    """JAX's persistent cache (JAX_COMPILATION_CACHE_DIR, else the command line's) for this module."""
-    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
-    old = {name: getattr(jax.config, name) for name in names}
-    jax.config.update(names[0], os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(cache_dir()))
-    jax.config.update(names[1], 0.0)
-    compilation_cache.reset_cache()  # the cache is set up once per process, at the first compile
-    yield
-    for name, value in old.items():
-        jax.config.update(name, value)
-    compilation_cache.reset_cache()
+pytestmark = pytest.mark.usefixtures("persistent_compilation_cache")
 
 
 @pytest.fixture(scope="module")
