@@ -52,17 +52,18 @@ class BraxEnvironment(Environment):
         with warnings.catch_warnings():  # Brax's notice, on every model load, that it is unmaintained
             warnings.filterwarnings("ignore", "Brax System", UserWarning)
             self._env = _brax_envs().get_environment(name, backend=backend)
-        state = jax.eval_shape(self._env.reset, jax.random.key(0))
-        try:  # a trace of one step (no compilation): Brax code this JAX cannot run fails here
-            jax.eval_shape(self._env.step, state, jnp.zeros(self._env.action_size))
-        except (TypeError, AttributeError) as error:
-            raise ValueError(f"brax:{name} on backend {backend!r} does not run with JAX "
-                             f"{jax.__version__}: {type(error).__name__}: {error}") from None
-        self.observation_shape = tuple(state.obs.shape)
         self.action_shape = (int(self._env.action_size),)
         self.action_low = -jnp.ones(self.action_shape)
         self.action_high = jnp.ones(self.action_shape)
         self.max_episode_steps = EPISODE_STEPS
+        key = jax.random.key(0)
+        state = jax.eval_shape(self.reset, key)
+        self.observation_shape = tuple(state.obs.shape)
+        try:  # a trace of one step (no compilation): Brax code this JAX cannot run fails here
+            jax.eval_shape(self.step, key, state, jnp.zeros(self.action_shape))
+        except (TypeError, AttributeError, ValueError) as error:
+            raise ValueError(f"brax:{name} on backend {backend!r} does not run with JAX "
+                             f"{jax.__version__}: {type(error).__name__}: {error}") from None
 
     def __repr__(self) -> str:
         return f"BraxEnvironment({self.name!r}, backend={self.backend!r})"
