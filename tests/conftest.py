@@ -1,16 +1,23 @@
-"""Shared test helpers: the tiny LQR of the training tests, a simulator that blows up, a metrics reader,
-tiny trained runs, the check of a command's clean failure."""
+"""Shared test helpers: the tiny LQR of the training tests, a simulator that blows up, a metrics
+reader, tiny trained runs, the check of a command's clean failure, the agreement of two gradient
+estimates, the persistent compilation cache."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
+import jax
 import jax.numpy as jnp
 import pytest
+from jax._src import compilation_cache
 
+from weakpg._src.app.cli import cache_dir
 from weakpg._src.envs.base import Environment
 from weakpg.envs import LinearQuadratic
+from weakpg.estimators import GradientEstimate
+from weakpg.testing import assert_unbiased
 
 A, B, Q, R, GAMMA = 0.9, 0.5, 1.0, 0.1, 0.9
 
@@ -94,3 +101,27 @@ def fails_cleanly(args: list[str], root: Path, message: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
     assert "allow_pickle" not in lines[0] and "Traceback" not in result.output
     assert snapshot(root) == before
+
+
+def assert_estimates_agree(a, b, *, num_stderr: float = 4.0) -> None:
+    """Two independent unbiased estimates of one gradient agree: |a - b| <= k sqrt(s_a^2 + s_b^2)."""
+    diff = jax.tree.map(lambda x, y: x - y, a.mean, b.mean)
+    stderr = jax.tree.map(lambda x, y: jnp.sqrt(x**2 + y**2), a.stderr, b.stderr)
+    assert_unbiased(GradientEstimate(diff, stderr), jax.tree.map(jnp.zeros_like, diff), num_stderr=num_stderr)
+
+
+@pytest.fixture(scope="module")
+def persistent_compilation_cache():
+    """JAX's persistent cache (JAX_COMPILATION_CACHE_DIR, else the command line's) for one module.
+
+    For modules whose programs take long to compile (Brax's, flax's): a second run loads them.
+    """
+    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
+    old = {name: getattr(jax.config, name) for name in names}
+    jax.config.update(names[0], os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(cache_dir()))
+    jax.config.update(names[1], 0.0)
+    compilation_cache.reset_cache()  # the cache is set up once per process, at the first compile
+    yield
+    for name, value in old.items():
+        jax.config.update(name, value)
+    compilation_cache.reset_cache()

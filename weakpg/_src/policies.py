@@ -199,38 +199,26 @@ class MLPGaussian(_GaussianPolicy):
         return (h @ last["w"] + last["b"]).reshape(self.action_shape)
 
 
-class Softmax(Policy):
-    """Softmax (Boltzmann) policy over discrete actions: pi = softmax(logits(obs)).
+class _SoftmaxPolicy(Policy):
+    """Shared softmax machinery: pi(. | obs) = softmax(logits(obs))."""
 
-    Tabular on a ``FiniteMDP`` (params {"logits": (num_states, num_actions)}, the
-    observation is the state index); otherwise linear in features
-    (params {"weights": (num_actions, feature_dim)}).
-    """
-
-    def __init__(self, env: Environment, *, features: str | Features = "identity",
-                 key: Array | None = None):
+    def __init__(self, env: Environment):
         if not env.discrete:
-            raise ValueError(f"Softmax needs discrete actions; {env!r} has continuous actions")
+            raise ValueError(f"{type(self).__name__} needs discrete actions; {env!r} has continuous "
+                             "actions")
         self.action_shape = ()
         self.num_actions = env.num_actions
-        self.num_states = getattr(env, "num_states", None)
-        self.features = None if self.num_states is not None else _make_features(
-            features, env, jax.random.key(0) if key is None else key)
 
-    def init(self, key: Array) -> Params:
-        del key
-        if self.features is None:
-            return {"logits": jnp.zeros((self.num_states, self.num_actions))}
-        return {"weights": jnp.zeros((self.num_actions, self.features.dim))}
+    @abc.abstractmethod
+    def logits(self, params: Params, obs: Array) -> Array:
+        """logits(obs), shape ``(num_actions,)``."""
 
     @property
     def learned_dist_params(self) -> tuple[str, ...]:
         return ("logits",)
 
     def dist_params(self, params: Params, obs: Array) -> dict[str, Array]:
-        if self.features is None:
-            return {"logits": params["logits"][obs]}
-        return {"logits": self.features.linear(params["weights"], obs)}
+        return {"logits": self.logits(params, obs)}
 
     def distribution(self, dist_params: dict[str, Array]) -> Categorical:
         return Categorical(dist_params["logits"])
@@ -242,6 +230,31 @@ class Softmax(Policy):
         return jnp.argmax(dist_params["logits"] + noise, axis=-1)
 
 
+class Softmax(_SoftmaxPolicy):
+    """Softmax (Boltzmann) policy over discrete actions: pi = softmax(logits(obs)).
+
+    Tabular on a ``FiniteMDP`` (params {"logits": (num_states, num_actions)}, the
+    observation is the state index); otherwise linear in features
+    (params {"weights": (num_actions, feature_dim)}).
+    """
+
+    def __init__(self, env: Environment, *, features: str | Features = "identity",
+                 key: Array | None = None):
+        super().__init__(env)
+        self.num_states = getattr(env, "num_states", None)
+        self.features = None if self.num_states is not None else _make_features(
+            features, env, jax.random.key(0) if key is None else key)
+
+    def init(self, key: Array) -> Params:
+        del key
+        if self.features is None:
+            return {"logits": jnp.zeros((self.num_states, self.num_actions))}
+        return {"weights": jnp.zeros((self.num_actions, self.features.dim))}
+
+    def logits(self, params: Params, obs: Array) -> Array:
+        if self.features is None:
+            return params["logits"][obs]
+        return self.features.linear(params["weights"], obs)
 
 
 def make_policy(env: Environment, name: str, *, sigma: float = 1.0, learn_sigma: bool = False) -> Policy:

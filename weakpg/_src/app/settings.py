@@ -28,7 +28,8 @@ class RunConfig:
     env: str = setting("Pendulum-v1", "Environment id: a gymnax one (Pendulum-v1, CartPole-v1, "
                        "MountainCarContinuous-v0, Acrobot-v1), or gymnasium:<ID> for a gymnasium "
                        "environment whose state can be saved and restored (e.g. gymnasium:CartPole-v1, "
-                       "gymnasium:HalfCheetah-v5).")
+                       "gymnasium:HalfCheetah-v5), or brax:<name> for a Brax environment on its spring "
+                       "backend (e.g. brax:reacher).")
     policy: str = setting("linear-rbf", "linear-rbf, linear (identity features) or mlp; discrete "
                           "actions get a softmax with logits linear in the features (CartPole: linear, "
                           "its velocities are unbounded).")
