@@ -4,6 +4,7 @@ estimates, the persistent compilation cache."""
 
 from __future__ import annotations
 
+import csv
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,21 @@ A, B, Q, R, GAMMA = 0.9, 0.5, 1.0, 0.1, 0.9
 def lqr() -> LinearQuadratic:
     """A scalar, open-loop stable LQR whose optimum K* is far from K = 0."""
     return LinearQuadratic(A=[[A]], B=[[B]], Q=[[Q]], R=[[R]], noise_cov=[[0.1]], init_cov=[[1.0]])
+
+
+def read_table(path: Path) -> list[dict[str, int | float | str]]:
+    """The rows of a CSV table (metrics.csv, summary.csv): ints, floats, and text where neither."""
+
+    def number(text: str) -> int | float | str:
+        for kind in (int, float):
+            try:
+                return kind(text)
+            except ValueError:
+                pass
+        return text
+
+    with open(path, newline="") as f:
+        return [{k: number(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
 def metrics_without_wall_clock(path: Path) -> list[list[str]]:

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import fails_cleanly as _fails_cleanly
+from conftest import read_table
 from conftest import snapshot as _snapshot
 from typer.testing import CliRunner
 
@@ -134,13 +135,13 @@ def test_resume_accepts_flags_equal_to_the_runs_settings(damaged):
 
 
 def test_resume_takes_a_larger_budget_and_records_it(damaged):
-    rows = runs.read_csv(damaged / runs.METRICS_FILE)
+    rows = read_table(damaged / runs.METRICS_FILE)
     result = runner.invoke(app, ["train", "--resume", str(damaged), "--gamma", "0.95", "--iterations",
                                  str(rows[-1]["iteration"] + 2)])
     assert result.exit_code == 0, result.output
     assert runs.open_run(damaged)["iterations"] == rows[-1]["iteration"] + 2
     assert runs.open_run(damaged)["env_steps"] is None  # the budget given replaces the run's
-    assert runs.read_csv(damaged / runs.METRICS_FILE)[-1]["iteration"] == rows[-1]["iteration"] + 2
+    assert read_table(damaged / runs.METRICS_FILE)[-1]["iteration"] == rows[-1]["iteration"] + 2
 
 
 def test_resume_refuses_a_folder_it_cannot_write_before_training(damaged, monkeypatch):

@@ -7,7 +7,7 @@ import dataclasses
 import jax
 import numpy as np
 import pytest
-from conftest import GAMMA, NanRewardAfter, metrics_without_wall_clock
+from conftest import GAMMA, NanRewardAfter, metrics_without_wall_clock, read_table
 
 import weakpg
 from weakpg._src import runs
@@ -36,7 +36,7 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path, lqr, policy):
     (whole,), (cut,) = _folders(tmp_path, "whole", 1), _folders(tmp_path, "cut", 1)
     train(lqr, policy, CONFIG, run_dir=whole)
     train(lqr, policy, dataclasses.replace(CONFIG, iterations=21), run_dir=cut)
-    assert runs.read_csv(cut / runs.METRICS_FILE)[-1]["iteration"] == 21
+    assert read_table(cut / runs.METRICS_FILE)[-1]["iteration"] == 21
     train(lqr, policy, CONFIG, run_dir=cut, resume=True)
     assert metrics_without_wall_clock(cut / runs.METRICS_FILE) == metrics_without_wall_clock(
         whole / runs.METRICS_FILE)

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from conftest import read_table
 from typer.testing import CliRunner
 
 from weakpg._src import runs
@@ -100,10 +101,10 @@ def test_cli_study_samples_quick_end_to_end(tmp_path):
     assert (tmp_path / "s" / "samples.md").read_text().startswith("# Sample complexity")
 
 
-def test_read_csv_keeps_text_columns_as_text(tmp_path):
+def test_write_csv_keeps_text_numbers_and_inf(tmp_path):
     runs.write_csv(tmp_path / "t.csv", [{"estimator": "JD coupled", "n": 3, "z": -1.5, "gap": float("inf")}])
-    assert runs.read_csv(tmp_path / "t.csv") == [{"estimator": "JD coupled", "n": 3, "z": -1.5,
-                                                  "gap": float("inf")}]
+    assert read_table(tmp_path / "t.csv") == [{"estimator": "JD coupled", "n": 3, "z": -1.5,
+                                              "gap": float("inf")}]
 
 
 def test_atomic_files_are_readable_like_plain_files(tmp_path):

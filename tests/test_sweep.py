@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import read_table
 
 from weakpg._src import runs
 from weakpg._src.app import sweep, sweep_plan
@@ -126,7 +127,7 @@ def test_a_folder_holding_files_is_refused(tmp_path):
 
 def _metrics_without_wall_time(out: Path, name: str) -> list[dict]:
     return [{k: v for k, v in row.items() if k != "wall_seconds"}
-            for row in runs.read_csv(out / "runs" / name / runs.METRICS_FILE)]
+            for row in read_table(out / "runs" / name / runs.METRICS_FILE)]
 
 
 @pytest.fixture(scope="module")
@@ -149,11 +150,11 @@ def test_local_sweep_collects_every_run_and_the_summaries(local_sweep):
     assert len(lines) == 2 and all(line.startswith(("[1/2] seed", "[2/2] seed")) for line in lines)
     assert json.loads((out / "sweep.json").read_text()) == result
     assert result["seeds"] == [0, 1] and result["backend"] == "local" and result["config"] == TINY
-    summary = runs.read_csv(out / "summary.csv")
+    summary = read_table(out / "summary.csv")
     assert [row["run"] for row in summary] == ["seed0", "seed1"]
     for row, run in zip(summary, result["runs"]):
         assert row == {"run": run["name"], "seed": run["seed"], **run["final"]}
-        assert run["final"] == runs.read_csv(out / "runs" / run["name"] / runs.METRICS_FILE)[-1]
+        assert run["final"] == read_table(out / "runs" / run["name"] / runs.METRICS_FILE)[-1]
         assert run["final"]["env_steps"] >= TINY["env_steps"]
     assert result["runs"][0]["final"] != result["runs"][1]["final"]  # the seeds differ
     assert (out / "curves.png").read_bytes().startswith(b"\x89PNG")
@@ -249,7 +250,7 @@ def _folder_bytes(folder: Path) -> dict[str, bytes]:
 
 def _summary_without_wall_time(out: Path) -> list[dict]:
     return [{k: v for k, v in row.items() if k != "wall_seconds"}
-            for row in runs.read_csv(out / "summary.csv")]
+            for row in read_table(out / "summary.csv")]
 
 
 def _weakpg_sweep(config: Path, out: Path) -> subprocess.Popen:

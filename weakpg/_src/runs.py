@@ -179,27 +179,6 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     atomic_write(path, buffer.getvalue().encode())
 
 
-def _number(text: str) -> int | float | str:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
-
-
-def read_csv(path: Path) -> list[dict[str, int | float | str]]:
-    """Rows of a table written by ``write_csv``: integers, floats, and text where neither.
-
-    ValueError (naming the file) when it is missing or not such a table.
-    """
-    try:
-        with open(path, newline="") as f:
-            return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
-    except (OSError, ValueError, csv.Error) as error:
-        raise ValueError(f"{path} cannot be read as a metrics table: {error}") from None
-
-
 def read_metrics(path: Path, fields: Sequence[str]) -> list[dict[str, int | float]]:
     """The rows of a metrics table with exactly the columns ``fields``, every cell a number.
 
