@@ -7,7 +7,8 @@ theorem grad J = 1/(1-gamma) E_{s ~ d_gamma}[ int grad pi(da|s) Q(s, a) ]:
 2. From copies of s, phantom branches take chosen first actions, then follow the policy
    for T ~ Geom(1 - gamma) more steps; each branch's undiscounted reward sum is an
    unbiased Q(s, a) (paper, Theorem 2).
-3. A distribution-level gradient at s from the branch returns, times 1/(1-gamma):
+3. A distribution-level gradient at s from the branch returns, times 1/(1-gamma)
+   (``phantom_branches``):
    "jd" (weak derivative, paper eq. 16): for every element i of every learned
        distribution parameter, c_i (Q(s, a_i^+) - Q(s, a_i^-)) with (c, a^+, a^-) from
        ``Distribution.weak_derivative``: Gaussian mean (Rayleigh pair), Gaussian scale
@@ -15,8 +16,9 @@ theorem grad J = 1/(1-gamma) E_{s ~ d_gamma}[ int grad pi(da|s) Q(s, a) ]:
        against a draw from pi);
    "sf" (score function): (Q(s, a) - b) grad log pi(a|s), a ~ pi, with b = 0, a
        "rollout" baseline (Q of a second, fresh action from the same state, with common
-       random numbers) or a "value" baseline (a linear value function fitted to the
-       other half of the batch, so it never sees the action it is subtracted from).
+       random numbers) or a "value" baseline (``value_baseline``: a linear value function
+       fitted to the other half of the batch, so it never sees the action it is
+       subtracted from).
 4. The chain rule to theta through ``policy.dist_params`` with ``jax.vjp``.
 
 With ``coupled=True`` all branches of a sample run in one lockstep group and share every
@@ -27,7 +29,6 @@ Rayleigh / Maxwell draw); with ``coupled=False`` every branch is an independent 
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -39,12 +40,11 @@ from weakpg._src import validation
 from weakpg._src.config import BASELINES, ESTIMATORS
 from weakpg._src.envs.base import Environment
 from weakpg._src.errors import NonFiniteError
+from weakpg._src.phantom_branches import score_function_branches, weak_derivative_branches
 from weakpg._src.policies import Params, Policy
 from weakpg._src.rollouts import Jobs, geometric_horizon, run_jobs
 
 Array = jax.Array
-
-_RIDGE = 1e-3
 
 
 class PolicyGradientEstimate(NamedTuple):
@@ -62,93 +62,6 @@ class PolicyGradientEstimate(NamedTuple):
     stderr: Params
     env_steps: Any
     lane_steps: Any
-
-
-class _Branches(NamedTuple):
-    """First actions of each sample's branches and how returns become a gradient."""
-
-    first_action: Array  # (J, G, *action_shape)
-    cotangent: Callable[[Array], dict[str, Array]]  # returns (J, G) -> {name: (J, ...)}
-
-
-def _weak_derivative_branches(key: Array, policy: Policy, dist_params: dict[str, Array],
-                              coupled: bool) -> _Branches:
-    """Branches a_i^+, a_i^- for every element i of every learned distribution parameter."""
-    num_samples = jax.tree.leaves(dist_params)[0].shape[0]
-    keys = jax.random.split(key, (len(policy.learned_dist_params), num_samples))
-    actions, layout = [], []
-    for name, k in zip(policy.learned_dist_params, keys):
-        wd = jax.vmap(lambda kk, dp, name=name: policy.distribution(dp).weak_derivative(
-            kk, name, coupled=coupled))(k, dist_params)
-        param_shape = wd.constant.shape[1:]
-        size = math.prod(param_shape)
-        flat = lambda x, size=size: x.reshape((num_samples, size) + policy.action_shape)  # noqa: E731
-        actions += [flat(wd.positive), flat(wd.negative)]
-        layout.append((name, wd.constant, param_shape, size))
-
-    def cotangent(returns: Array) -> dict[str, Array]:
-        out, offset = {}, 0
-        for name, constant, param_shape, size in layout:
-            diff = returns[:, offset:offset + size] - returns[:, offset + size:offset + 2 * size]
-            out[name] = constant * diff.reshape((num_samples,) + param_shape)
-            offset += 2 * size
-        return out
-
-    return _Branches(jnp.concatenate(actions, axis=1), cotangent)
-
-
-def _value_features(policy: Policy, obs: Array) -> Array:
-    """Features for the fitted value baseline, quadratic in a base feature vector.
-
-    The base is the policy's own features, one-hot states for a tabular policy, or the
-    flattened observation; a value function is often quadratic in it (an LQR's is).
-    """
-    if getattr(policy, "num_states", None) is not None:
-        return jax.nn.one_hot(obs, policy.num_states)
-    features = getattr(policy, "features", None)
-    base = jax.vmap(features)(obs) if features is not None else obs.reshape(obs.shape[0], -1)
-    dim = base.shape[1]
-    if dim <= 16:
-        rows, cols = np.triu_indices(dim)
-        squares = base[:, rows] * base[:, cols]
-    else:
-        squares = base**2
-    return jnp.concatenate([base, squares, jnp.ones((base.shape[0], 1), base.dtype)], axis=1)
-
-
-def _cross_fitted_value(features: Array, targets: Array) -> Array:
-    """Ridge regression of targets on features, each half predicted by the other half."""
-    half = jnp.arange(targets.shape[0]) % 2 == 0
-
-    def fit_predict(train: Array) -> Array:
-        w = train.astype(features.dtype)[:, None]
-        gram = (features * w).T @ features + _RIDGE * jnp.eye(features.shape[1])
-        coef = jnp.linalg.solve(gram, (features * w).T @ targets)
-        return features @ coef
-
-    return jnp.where(half, fit_predict(~half), fit_predict(half))
-
-
-def _score_function_branches(key: Array, policy: Policy, dist_params: dict[str, Array],
-                             obs: Array, baseline: str | None) -> _Branches:
-    """Branch a ~ pi (plus a fresh a' ~ pi for the roll-out baseline)."""
-    num_samples = obs.shape[0]
-    num_branches = 2 if baseline == "rollout" else 1
-    noise = policy.noise(key, (num_samples, num_branches))
-    actions = jax.vmap(jax.vmap(policy.act, (None, 0)))(dist_params, noise)
-    scores = jax.vmap(jax.grad(lambda dp, a: policy.distribution(dp).log_prob(a)))(
-        dist_params, actions[:, 0])
-
-    def cotangent(returns: Array) -> dict[str, Array]:
-        q = returns[:, 0]
-        if baseline == "rollout":
-            q = q - returns[:, 1]
-        elif baseline == "value":
-            q = q - _cross_fitted_value(_value_features(policy, obs), q)
-        weight = lambda s: q.reshape((num_samples,) + (1,) * (s.ndim - 1)) * s  # noqa: E731
-        return {name: weight(scores[name]) for name in policy.learned_dist_params}
-
-    return _Branches(actions, cotangent)
 
 
 def _chain_rule(policy: Policy, params: Params, obs: Array,
@@ -224,9 +137,9 @@ def make_gradient_estimator(
         obs = jax.vmap(env.observe)(roots)
         dist_params = jax.vmap(policy.dist_params, (None, 0))(params, obs)
         if estimator == "jd":
-            branches = _weak_derivative_branches(keys[3], policy, dist_params, coupled)
+            branches = weak_derivative_branches(keys[3], policy, dist_params, coupled)
         else:
-            branches = _score_function_branches(keys[3], policy, dist_params, obs, baseline)
+            branches = score_function_branches(keys[3], policy, dist_params, obs, baseline)
         num_branches = branches.first_action.shape[1]
         if coupled or num_branches == 1:
             horizon = geometric_horizon(keys[4], gamma, (num_samples,)) + 1
