@@ -29,6 +29,7 @@ Rayleigh / Maxwell draw); with ``coupled=False`` every branch is an independent 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -36,8 +37,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from weakpg._src import validation
-from weakpg._src.config import BASELINES, ESTIMATORS
+from weakpg._src import config, validation
+from weakpg._src.distributions import Gaussian
 from weakpg._src.envs.base import Environment
 from weakpg._src.errors import NonFiniteError
 from weakpg._src.phantom_branches import score_function_branches, weak_derivative_branches
@@ -116,6 +117,8 @@ def make_gradient_estimator(
     num_samples: int,
     coupled: bool = True,
     baseline: str | None = None,
+    coordinates: int | None = None,
+    coupling: str = "mirror",
     num_lanes: int | None = None,
 ) -> Callable[[Array, Params], PolicyGradientEstimate]:
     """Build ``estimate(key, params) -> PolicyGradientEstimate``, a pure jittable function.
@@ -123,7 +126,10 @@ def make_gradient_estimator(
     Arguments are checked here, once; the returned function trusts its inputs, so it can
     sit inside a larger ``jax.jit`` (a training step). See ``estimate_gradient``.
     """
-    _check(env, policy, estimator, gamma, num_samples, coupled, baseline, num_lanes)
+    gamma, num_samples = _python_number(gamma), _python_number(num_samples)
+    check_estimator(env, policy, estimator=estimator, gamma=gamma, num_samples=num_samples,
+                    coupled=coupled, baseline=baseline, coordinates=coordinates, coupling=coupling,
+                    num_lanes=num_lanes)
     lanes = default_num_lanes(num_samples) if num_lanes is None else num_lanes
     gamma = float(gamma)
 
@@ -137,7 +143,8 @@ def make_gradient_estimator(
         obs = jax.vmap(env.observe)(roots)
         dist_params = jax.vmap(policy.dist_params, (None, 0))(params, obs)
         if estimator == "jd":
-            branches = weak_derivative_branches(keys[3], policy, dist_params, coupled)
+            branches = weak_derivative_branches(keys[3], policy, dist_params, coupled=coupled,
+                                                coordinates=coordinates, coupling=coupling)
         else:
             branches = score_function_branches(keys[3], policy, dist_params, obs, baseline)
         num_branches = branches.first_action.shape[1]
@@ -165,8 +172,33 @@ def make_gradient_estimator(
     return estimate
 
 
-def _check(env: Any, policy: Any, estimator: Any, gamma: Any, num_samples: Any, coupled: Any,
-           baseline: Any, num_lanes: Any) -> None:
+def _python_number(x: Any) -> Any:
+    """A NumPy scalar as the Python number it holds; anything else as it is."""
+    return x.item() if isinstance(x, (np.integer, np.floating)) else x
+
+
+def _dist_params_shapes(env: Environment, policy: Policy) -> dict[str, jax.ShapeDtypeStruct]:
+    """The shapes of ``policy.dist_params`` at an observation of ``env``, computing nothing."""
+    obs = jax.eval_shape(lambda k: env.observe(env.reset(k)), jax.random.key(0))
+    return jax.eval_shape(policy.dist_params, jax.eval_shape(policy.init, jax.random.key(0)), obs)
+
+
+def coordinate_dimension(env: Environment, policy: Policy) -> int:
+    """d of ``coordinates``: the fewest elements of a learned distribution parameter of ``policy``
+    (the action dimension of a Gaussian policy, the number of actions of a softmax)."""
+    shapes = _dist_params_shapes(env, policy)
+    return min(math.prod(shapes[name].shape) for name in policy.learned_dist_params)
+
+
+def check_estimator(env: Any, policy: Any, *, estimator: Any, gamma: Any, num_samples: Any,
+                    coupled: Any = True, baseline: Any = None, coordinates: Any = None,
+                    coupling: Any = "mirror", num_lanes: Any = None) -> None:
+    """ValueError unless ``make_gradient_estimator`` takes these arguments.
+
+    The settings' rules are ``config.check_estimator``'s, the ones ``TrainConfig`` applies;
+    here they also see the policy: ``coordinates`` <= d (``coordinate_dimension``) and
+    ``coupling="quantile"`` only for a Gaussian policy.
+    """
     if not isinstance(env, Environment):
         raise ValueError(f"env must be a weakpg Environment (see weakpg.envs.make), got {env!r}")
     if not isinstance(policy, Policy):
@@ -176,19 +208,15 @@ def _check(env: Any, policy: Any, estimator: Any, gamma: Any, num_samples: Any, 
             f"policy actions do not fit the environment: the policy has action_shape "
             f"{policy.action_shape} and num_actions {policy.num_actions}, {env!r} has "
             f"action_shape {env.action_shape} and num_actions {env.num_actions}")
-    validation.check_choice("estimator", estimator, ESTIMATORS)
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float, np.floating)):
-        raise ValueError(f"gamma must be a float in (0, 1), got {gamma!r}")
-    validation.check_array("gamma", gamma, low=0.0, high=1.0, low_open=True, high_open=True)
-    validation.check_num_samples(num_samples)
-    if not isinstance(coupled, bool):
-        raise ValueError(f"coupled must be True or False, got {coupled!r}")
-    validation.check_choice("baseline", baseline, BASELINES)
-    if baseline is not None and estimator != "sf":
-        raise ValueError(f"baseline={baseline!r} applies to estimator='sf' only, got estimator={estimator!r}")
-    if baseline == "value" and num_samples < 4:
-        raise ValueError(
-            f"baseline='value' fits on half the batch and needs num_samples >= 4, got {num_samples}")
+    counted = isinstance(coordinates, int) and not isinstance(coordinates, bool)
+    config.check_estimator(estimator=estimator, baseline=baseline, coupled=coupled, coordinates=coordinates,
+                           coupling=coupling, gamma=gamma, num_samples=num_samples,
+                           samples_name="num_samples",
+                           dimension=coordinate_dimension(env, policy) if counted else None)
+    if coupling != "mirror" and not isinstance(
+            jax.eval_shape(policy.distribution, _dist_params_shapes(env, policy)), Gaussian):
+        raise ValueError(f"coupling={coupling!r} couples the pair of a Gaussian mean coordinate; "
+                         f"{type(policy).__name__} has no Gaussian mean: leave coupling='mirror'")
     if num_lanes is not None and (isinstance(num_lanes, bool) or not isinstance(num_lanes, int)
                                   or num_lanes < 1):
         raise ValueError(f"num_lanes must be an int >= 1 or None, got {num_lanes!r}")
@@ -215,12 +243,9 @@ def _check_params(policy: Policy, params: Params) -> None:
 
 
 @functools.lru_cache(maxsize=64)
-def _jitted_estimator(env: Environment, policy: Policy, estimator: str, gamma: float,
-                      num_samples: int, coupled: bool, baseline: str | None,
-                      num_lanes: int | None) -> Callable[[Array, Params], PolicyGradientEstimate]:
-    return jax.jit(make_gradient_estimator(
-        env, policy, estimator=estimator, gamma=gamma, num_samples=num_samples,
-        coupled=coupled, baseline=baseline, num_lanes=num_lanes))
+def _jitted_estimator(env: Environment, policy: Policy, options: tuple[tuple[str, Any], ...]
+                      ) -> Callable[[Array, Params], PolicyGradientEstimate]:
+    return jax.jit(make_gradient_estimator(env, policy, **dict(options)))
 
 
 def estimate_gradient(
@@ -234,6 +259,8 @@ def estimate_gradient(
     num_samples: int,
     coupled: bool = True,
     baseline: str | None = None,
+    coordinates: int | None = None,
+    coupling: str = "mirror",
     num_lanes: int | None = None,
 ) -> PolicyGradientEstimate:
     """Estimate grad J(params) from ``num_samples`` independent samples.
@@ -248,6 +275,15 @@ def estimate_gradient(
       num_samples: number of independent samples (states from the occupancy measure).
       coupled: run each sample's branches with common random numbers (default).
       baseline: for "sf": None, "rollout" or "value".
+      coordinates: for "jd": k in [1, d] (d = ``coordinate_dimension(env, policy)``, the
+        action dimension of a Gaussian policy): at each sample, k of the d coordinates of
+        each learned distribution parameter, uniformly without replacement, get their
+        phantom pair, and each pair's term is weighted d/k, so the estimate stays unbiased
+        with 2k branches per parameter instead of 2d; None: all d.
+      coupling: for "jd" with ``coupled``: the joint draw of a Gaussian mean pair, "mirror"
+        (a- = 2 mu - a+, one Rayleigh draw; cancels the part of Q even about the mean) or
+        "quantile" (a+ and a- comonotone, from one uniform; cancels most of a monotone Q).
+        The Gaussian-scale pair keeps its own coupling.
       num_lanes: engine width (default ``default_num_lanes(num_samples)``).
 
     Returns:
@@ -259,9 +295,12 @@ def estimate_gradient(
         ``make_gradient_estimator``, meant for ``jax.jit``, returns such an estimate as
         it is; ``weakpg.train`` checks every iteration.
     """
-    _check(env, policy, estimator, gamma, num_samples, coupled, baseline, num_lanes)
+    gamma, num_samples = _python_number(gamma), _python_number(num_samples)
+    options = dict(estimator=estimator, gamma=gamma, num_samples=num_samples, coupled=coupled,
+                   baseline=baseline, coordinates=coordinates, coupling=coupling, num_lanes=num_lanes)
+    check_estimator(env, policy, **options)
     _check_params(policy, params)
-    fn = _jitted_estimator(env, policy, estimator, float(gamma), num_samples, coupled, baseline, num_lanes)
+    fn = _jitted_estimator(env, policy, tuple(sorted({**options, "gamma": float(gamma)}.items())))
     out = fn(key, params)
     bad = validation.first_non_finite(out.mean)
     if bad is not None:
