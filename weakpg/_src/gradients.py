@@ -23,7 +23,9 @@ theorem grad J = 1/(1-gamma) E_{s ~ d_gamma}[ int grad pi(da|s) Q(s, a) ]:
 
 With ``coupled=True`` all branches of a sample run in one lockstep group and share every
 random number after their first actions (and the weak-derivative pairs share their
-Rayleigh / Maxwell draw); with ``coupled=False`` every branch is an independent roll-out.
+Rayleigh / Maxwell draw: ``coupling``); with ``coupled=False`` every branch is an
+independent roll-out. ``coordinates=k`` runs the pairs of k random coordinates of each
+learned parameter instead of all d, weighted d/k.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from weakpg._src import config, validation
+from weakpg._src.chain_rule import chain_rule
 from weakpg._src.distributions import Gaussian
 from weakpg._src.envs.base import Environment
 from weakpg._src.errors import NonFiniteError
@@ -63,44 +66,6 @@ class PolicyGradientEstimate(NamedTuple):
     stderr: Params
     env_steps: Any
     lane_steps: Any
-
-
-def _chain_rule(policy: Policy, params: Params, obs: Array,
-                cotangent: dict[str, Array]) -> tuple[Params, Params]:
-    """Mean and standard error of g_j = d<dist_params(theta, obs_j), cot_j>/d theta."""
-    num_samples = obs.shape[0]
-
-    def per_sample(o: Array, ct: dict[str, Array]) -> Params:
-        _, vjp = jax.vjp(lambda p: {k: policy.dist_params(p, o)[k] for k in ct}, params)
-        return vjp(ct)[0]
-
-    num_params = sum(x.size for x in jax.tree.leaves(params))
-    chunk = int(max(1, min(num_samples, 2**22 // max(num_params, 1))))
-    pad = -num_samples % chunk
-    chunked = jax.tree.map(
-        lambda x: jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)).reshape(
-            (-1, chunk) + x.shape[1:]), (obs, cotangent))
-    valid = (jnp.arange(num_samples + pad) < num_samples).reshape(-1, chunk)
-
-    def moments(center: Params) -> Params:
-        def body(total: Params, xs: tuple[Any, Array]) -> tuple[Params, None]:
-            (o, ct), mask = xs
-            g = jax.vmap(per_sample)(o, ct)
-            sq = jax.tree.map(
-                lambda gi, c: jnp.sum(jnp.where(mask.reshape((-1,) + (1,) * c.ndim),
-                                                (gi - c) ** 2, 0.0), axis=0), g, center)
-            return jax.tree.map(jnp.add, total, sq), None
-
-        return jax.lax.scan(body, jax.tree.map(jnp.zeros_like, params), (chunked, valid))[0]
-
-    _, vjp_all = jax.vjp(
-        lambda p: jax.vmap(lambda o: {k: policy.dist_params(p, o)[k] for k in cotangent})(obs), params)
-    mean = jax.tree.map(lambda g: g / num_samples, vjp_all(cotangent)[0])
-    if num_samples == 1:
-        return mean, jax.tree.map(lambda m: jnp.full_like(m, jnp.inf), mean)
-    squares = moments(mean)
-    stderr = jax.tree.map(lambda s: jnp.sqrt(s / (num_samples - 1) / num_samples), squares)
-    return mean, stderr
 
 
 def default_num_lanes(num_samples: int) -> int:
@@ -165,7 +130,7 @@ def make_gradient_estimator(
             returns = result.returns.reshape(num_samples, num_branches)
         scale = 1.0 / (1.0 - gamma)
         cotangent = jax.tree.map(lambda x: scale * x, branches.cotangent(returns))
-        mean, stderr = _chain_rule(policy, params, obs, cotangent)
+        mean, stderr = chain_rule(policy, params, obs, cotangent)
         return PolicyGradientEstimate(mean, stderr, occupancy.env_steps + result.env_steps,
                                       occupancy.lane_steps + result.lane_steps)
 
