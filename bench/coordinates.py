@@ -16,7 +16,8 @@ step: lower is better, and equal budgets compare by it directly).
    sigma 1, gamma 0.95, one action dimension), against a large PG-JD reference whose own
    squared error is printed next to the MSEs.
 
-Run ``python -m bench.coordinates`` (about 10 minutes on 2 loaded CPU cores) or ``--quick``.
+Run ``python -m bench.coordinates [--plot docs/coordinates.png]`` (about 6 minutes on 2
+loaded CPU cores) or ``--quick``.
 """
 
 from __future__ import annotations
@@ -108,23 +109,61 @@ def lqr_estimators() -> list[dict[str, Any]]:
 
 def format_table(problem: Problem, rows: list[Row], budget: int, repetitions: int, reference: str) -> str:
     """Estimator, samples, env steps, MSE, its relative stderr, MSE per env step, ratio to ``reference``."""
-    per_step = {r.estimator: Row(r.estimator, r.num_samples, r.env_steps, r.mse * r.env_steps,
-                                 r.mse_stderr * r.env_steps) for r in rows}
+    by_name = ratios(rows, reference)
     lines = [f"{problem.name}: budget {budget} env steps per estimate, {repetitions} repetitions; "
              f"ratio: MSE per env step / that of {reference}",
              f"{'estimator':<32}{'samples':>9}{'env steps':>11}{'MSE':>11}{'rel se':>8}"
              f"{'MSE/step':>11}{'ratio':>10}{'+-':>9}"]
     for r in rows:
-        ratio, se = ratio_with_stderr(per_step[r.estimator], per_step[reference])
+        ratio, se = by_name[r.estimator]
         lines.append(f"{r.estimator:<32}{r.num_samples:>9d}{r.env_steps:>11.0f}{r.mse:>11.4g}"
                      f"{r.mse_stderr / r.mse:>8.1%}{r.mse * r.env_steps:>11.4g}{ratio:>10.4g}{se:>9.2g}")
     return "\n".join(lines)
 
 
-def run(config: Config, seed: int) -> None:
-    """Measure and print the tables."""
+def ratios(rows: list[Row], reference: str) -> dict[str, tuple[float, float]]:
+    """Each row's MSE per env step over ``reference``'s, with its standard error."""
+    per_step = {r.estimator: Row(r.estimator, r.num_samples, r.env_steps, r.mse * r.env_steps,
+                                 r.mse_stderr * r.env_steps) for r in rows}
+    return {name: ratio_with_stderr(row, per_step[reference]) for name, row in per_step.items()}
+
+
+def plot(path: str, lqr: dict[str, tuple[float, float]], learned: dict[str, tuple[float, float]],
+         pendulum: dict[str, tuple[float, float]]) -> None:
+    """MSE per env step against k on the 4-D LQR (left) and the couplings on Pendulum (right)."""
+    from weakpg._src.app.plotting import figure
+
+    ks = [1, 2, 3, 4]
+    with figure(path, ncols=2, figsize=(11, 4.2)) as (_, (left, right)):
+        for name, table, marker in (("JD coupled, mirror", lqr, "o"), ("JD coupled, quantile", lqr, "s"),
+                                    ("JD coupled, mirror", learned, "^")):
+            prefix = name if table is lqr else name + ", learned sigma (to its own all d)"
+            ys = [table[f"{name}, k={k}"] for k in ks] + [table[f"{name}, all d"]]
+            line = left.errorbar(ks + [4.35], [y for y, _ in ys], yerr=[2 * s for _, s in ys], marker=marker,
+                                 capsize=3, label=prefix)
+            left.plot([4.35], [ys[-1][0]], marker="*", markersize=12, color=line[0].get_color())
+        sf = lqr["SF + rollout baseline"]
+        left.axhline(sf[0], color="grey", linestyle="--", label="SF + rollout baseline")
+        uncoupled = [v[0] for name, v in lqr.items() if name.startswith("JD uncoupled")]
+        left.set(xticks=ks + [4.35], xticklabels=["1", "2", "3", "4", "all d"],
+                 xlabel="coordinates k (of d = 4)", ylabel="MSE per env step / JD coupled, mirror, all d",
+                 title=f"4-D LQR, gamma 0.9 (bars: 2 stderr; JD uncoupled {min(uncoupled):.0f}-"
+                       f"{max(uncoupled):.0f}, off the axis)")
+        left.legend(fontsize=8)
+        names = list(pendulum)
+        right.bar(range(len(names)), [pendulum[n][0] for n in names],
+                  yerr=[2 * pendulum[n][1] for n in names], capsize=4, color="tab:blue")
+        right.set(yscale="log", xticks=range(len(names)),
+                  ylabel="MSE per env step / JD coupled, mirror", title="Pendulum-v1, gamma 0.95")
+        right.set_xticklabels([n.removesuffix(", all d").replace(", ", "\n") for n in names], fontsize=8)
+
+
+def run(config: Config, seed: int, plot_path: str | None = None) -> None:
+    """Measure and print the tables (and plot them to ``plot_path``)."""
     print(f"JAX {jax.__version__} on {jax.devices()[0].platform}; seed {seed}; {config}")
     key = jax.random.key(seed)
+    reference = "JD coupled, mirror, all d"
+    found = []
     for index, learn_sigma in enumerate((False, True)):
         start = time.perf_counter()
         problem = lqr_4d(learn_sigma)
@@ -132,9 +171,9 @@ def run(config: Config, seed: int) -> None:
             dict(estimator="jd", coordinates=k) for k in COORDINATES]
         rows = measure(jax.random.fold_in(key, index), problem, estimators, budget=config.lqr_budget,
                        repetitions=config.lqr_repetitions)
-        print(format_table(problem, rows, config.lqr_budget, config.lqr_repetitions,
-                           "JD coupled, mirror, all d"))
+        print(format_table(problem, rows, config.lqr_budget, config.lqr_repetitions, reference))
         print(f"{time.perf_counter() - start:.0f} s\n")
+        found.append(ratios(rows, reference))
     start = time.perf_counter()
     reference_config = VarianceConfig(pendulum_budget=config.pendulum_budget,
                                       reference_factor=config.reference_factor)
@@ -143,21 +182,24 @@ def run(config: Config, seed: int) -> None:
                   dict(estimator="jd", coupled=False), dict(estimator="sf", baseline="rollout")]
     rows = measure(jax.random.fold_in(key, 3), problem, estimators, budget=config.pendulum_budget,
                    repetitions=config.pendulum_repetitions)
-    print(format_table(problem, rows, config.pendulum_budget, config.pendulum_repetitions,
-                       "JD coupled, mirror, all d"))
+    print(format_table(problem, rows, config.pendulum_budget, config.pendulum_repetitions, reference))
     smallest = min(r.mse for r in rows)
     print(f"reference: PG-JD coupled (mirror), {size} samples; its squared error (sum of stderr^2) "
           f"{problem.truth_sq_error:.3g} = {problem.truth_sq_error / smallest:.2%} of the smallest MSE")
     print(f"{time.perf_counter() - start:.0f} s")
+    if plot_path is not None:
+        plot(plot_path, *found, ratios(rows, reference))
+        print(f"wrote {plot_path}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny budgets, a smoke test")
     parser.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
+    parser.add_argument("--plot", metavar="PNG", help="also draw the ratios into this PNG")
     args = parser.parse_args()
     start = time.perf_counter()
-    run(QUICK if args.quick else Config(), args.seed)
+    run(QUICK if args.quick else Config(), args.seed, args.plot)
     print(f"total {time.perf_counter() - start:.0f} s")
 
 
