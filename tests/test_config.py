@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 from typer.testing import CliRunner
@@ -37,12 +38,22 @@ RULES = [
     ({"estimator": "sf", "baseline": "value", "batch_size": 2},
      "baseline='value' fits on half the batch and needs batch_size >= 4, got 2"),
     ({"iterations": None, "env_steps": None}, "iterations and env_steps are both none"),
+    ({"coordinates": 0}, "coordinates must be an int in [1, inf], got 0"),
+    ({"estimator": "sf", "coordinates": 1}, "coordinates=1 applies to estimator='jd' only"),
+    ({"coupling": "antithetic"}, "coupling must be one of 'mirror', 'quantile', got 'antithetic'"),
+    ({"estimator": "sf", "coupling": "quantile"}, "coupling='quantile' applies to estimator='jd' only"),
+    ({"coupling": "quantile", "coupled": False},
+     "coupling='quantile' draws the pair of a Gaussian mean coordinate from common random numbers and needs "
+     "coupled=True"),
     # Rules that need the environment (settings.build).
     ({"env": "Pendulum-v9"}, "env_id must be one of 'Pendulum-v1'"),
     ({"env": "CartPole-v1"}, "features='rbf' needs a bounded observation box"),
     ({"env": "CartPole-v1", "policy": "mlp"}, "policy 'mlp' is not available for discrete actions"),
     ({"env": "CartPole-v1", "policy": "linear", "sigma": 0.5}, "sigma is for Gaussian policies"),
     ({"env": "CartPole-v1", "policy": "linear", "learn_sigma": True}, "learn_sigma is for Gaussian policies"),
+    ({"coordinates": 2}, "coordinates must be an int in [1, d] = [1, 1] (d = 1: the elements of each learned "
+                         "distribution parameter of the policy), got 2"),
+    ({"env": "CartPole-v1", "policy": "linear", "coupling": "quantile"}, "Softmax has no Gaussian mean"),
 ]
 TYPES = [
     ({"gamma": "x"}, "gamma must be of type float, got 'x'"),
@@ -50,6 +61,8 @@ TYPES = [
     ({"batch_size": 32.0}, "batch_size must be of type int, got 32.0"),
     ({"batch_size": True}, "batch_size must be of type int, got True"),
     ({"max_grad_norm": "x"}, "max_grad_norm must be of type float or None, got 'x'"),
+    ({"coordinates": 1.5}, "coordinates must be of type int or None, got 1.5"),
+    ({"coupling": 1}, "coupling must be of type str, got 1"),
     ({"bogus": 1}, "unknown setting(s) ['bogus']"),
 ]
 runner = CliRunner()
@@ -108,3 +121,29 @@ def test_weakpg_sweep_refuses_each_rule_before_any_run(tmp_path, values, message
     assert result.exit_code == 2, result.output
     assert len(result.output.strip().splitlines()) == 1 and message in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.toml"]
+
+
+def test_weakpg_train_takes_coordinates_and_coupling_into_config_json(tmp_path):
+    result = runner.invoke(app, ["train", "--env-steps", "2000", "--batch-size", "16", "--eval-every", "1",
+                                 "--eval-episodes", "2", "--policy", "linear", "--coordinates", "1",
+                                 "--coupling", "quantile", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    (run,) = tmp_path.iterdir()
+    written = json.loads((run / "config.json").read_text())
+    assert (written["coordinates"], written["coupling"]) == (1, "quantile")
+    assert settings.from_dict(written, complete=True).train.coordinates == 1
+
+
+def test_a_coordinates_value_that_is_no_int_is_refused_on_the_command_line(tmp_path):
+    result = runner.invoke(app, ["train", "--coordinates", "1.5", "--out", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and "'1.5' is not a valid int or 'none'" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sweep_files_take_coordinates_and_coupling():
+    from weakpg._src.app import sweep_plan
+
+    planned = sweep_plan.plan({"policy": "linear", "env_steps": 2000,
+                               "grid": {"coordinates": ["none", 1], "coupling": ["mirror", "quantile"]}})
+    assert [(p.setup["coordinates"], p.setup["coupling"]) for p in planned] == [
+        (None, "mirror"), (None, "quantile"), (1, "mirror"), (1, "quantile")]

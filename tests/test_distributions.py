@@ -12,8 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
+import weakpg
 from weakpg import Bernoulli, Categorical, Gaussian, Poisson
 from weakpg._src.distributions import rayleigh
+from weakpg.testing import assert_unbiased
 
 KEY = jax.random.key(7)
 N = 20_000
@@ -47,6 +49,55 @@ def test_gaussian_mean_parts_are_rayleigh_shifts():
             assert _ks_pvalue((wd.positive[:, i, j] - dist.mean[j]) / dist.scale[j], stats.norm.cdf) > P_MIN
         same_r = np.allclose(r_pos, r_neg)
         assert same_r == coupled
+
+
+def test_quantile_coupling_has_rayleigh_marginals_and_is_comonotone():
+    mu, sigma = np.array([0.5, -1.0]), np.array([2.0, 0.5])
+    dist = Gaussian(jnp.asarray(mu), jnp.asarray(sigma))
+    keys = jax.random.split(KEY, N)
+    quantile = jax.vmap(lambda k: dist.weak_derivative(k, "mean", coupling="quantile"))(keys)
+    mirror = _draw(dist, "mean")
+    for i in range(2):
+        r_pos = (quantile.positive[:, i, i] - mu[i]) / sigma[i]
+        r_neg = (mu[i] - quantile.negative[:, i, i]) / sigma[i]
+        assert _ks_pvalue(r_pos, stats.rayleigh.cdf) > P_MIN
+        assert _ks_pvalue(r_neg, stats.rayleigh.cdf) > P_MIN
+        # One uniform V: F_R(R+) = V and F_R(R-) = 1 - V, so the two survival functions sum to 1.
+        np.testing.assert_allclose(np.exp(-r_pos**2 / 2) + np.exp(-r_neg**2 / 2), 1.0, atol=1e-5)
+        # Comonotone: x+ and x- rise together; the mirror pair moves them in opposite directions.
+        assert stats.spearmanr(quantile.positive[:, i, i], quantile.negative[:, i, i])[0] > 0.999
+        assert stats.spearmanr(mirror.positive[:, i, i], mirror.negative[:, i, i])[0] < -0.999
+        # The same key gives the same x+ under both couplings; only x- differs.
+        np.testing.assert_array_equal(quantile.positive[:, i, i], mirror.positive[:, i, i])
+    np.testing.assert_array_equal(quantile.constant, mirror.constant)
+
+
+@pytest.mark.parametrize("coupling", ["quantile", "mirror"])
+def test_coupled_mean_weak_derivative_is_unbiased(coupling):
+    # d/d mu E[sin(x) + x^2] = cos(mu) exp(-sigma^2 / 2) + 2 mu for x ~ N(mu, sigma^2).
+    mu, sigma = 0.4, 0.8
+    f = lambda x: jnp.sin(x) + x**2
+    wd = jax.vmap(lambda k: Gaussian(jnp.array(mu), jnp.array(sigma)).weak_derivative(
+        k, "mean", coupling=coupling))(jax.random.split(KEY, N))
+    samples = np.asarray(wd.constant * (f(wd.positive) - f(wd.negative)), np.float64)
+    estimate = weakpg.estimators.GradientEstimate(samples.mean(), samples.std(ddof=1) / np.sqrt(N))
+    exact = np.cos(mu) * np.exp(-sigma**2 / 2) + 2 * mu
+    assert_unbiased(estimate, exact)
+    # Negative control: x- reflected to the wrong side of the mean (mean 0, not the derivative).
+    wrong = np.asarray(wd.constant * (f(wd.positive) - f(2 * mu - wd.negative)), np.float64)
+    with pytest.raises(AssertionError, match="standard errors"):
+        assert_unbiased(weakpg.estimators.GradientEstimate(wrong.mean(), wrong.std(ddof=1) / np.sqrt(N)),
+                        exact)
+
+
+@pytest.mark.parametrize("param, options, match", [
+    ("mean", dict(coupling="antithetic"), "coupling must be one of 'mirror', 'quantile', got 'antithetic'"),
+    ("mean", dict(coupling="quantile", coupled=False), "needs param='mean' and coupled=True"),
+    ("scale", dict(coupling="quantile"), "needs param='mean' and coupled=True, got param='scale'"),
+])
+def test_a_coupling_that_does_not_apply_is_refused(param, options, match):
+    with pytest.raises(ValueError, match=match):
+        Gaussian(jnp.array(0.0), jnp.array(1.0)).weak_derivative(KEY, param, **options)
 
 
 def test_gaussian_scale_parts_are_maxwell_and_gaussian():

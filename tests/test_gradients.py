@@ -82,8 +82,8 @@ def test_finite_mdp_estimators_are_unbiased(options):
 def test_wrong_weak_derivative_constant_is_caught():
     right = Gaussian.weak_derivative
 
-    def doubled(self, key, param, *, coupled=True):
-        c, positive, negative = right(self, key, param, coupled=coupled)
+    def doubled(self, key, param, **options):
+        c, positive, negative = right(self, key, param, **options)
         return WeakDerivative(2 * c, positive, negative)
 
     env, weights = LQR_CASES["scalar"]
@@ -156,8 +156,9 @@ def test_mlp_policy_weak_derivative_and_score_function_agree():
     [
         (dict(gamma=1.0), r"gamma must lie in \(0.0, 1.0\)"),
         (dict(gamma=0.0), r"gamma must lie in \(0.0, 1.0\)"),
-        (dict(gamma="0.9"), "gamma must be a float"),
-        (dict(num_samples=0), "num_samples must be a Python int >= 1, got 0"),
+        (dict(gamma="0.9"), "gamma must be of type float, got '0.9'"),
+        (dict(num_samples=0), r"num_samples must be an int in \[1, 1048576\], got 0"),
+        (dict(num_samples=np.int64(0)), r"num_samples must be an int in \[1, 1048576\], got 0"),
         (dict(estimator="reinforce"), "estimator must be one of 'jd', 'sf', got 'reinforce'"),
         (dict(baseline="mean"), "baseline must be one of None, 'rollout', 'value', got 'mean'"),
         (dict(estimator="jd", baseline="rollout"), "applies to estimator='sf' only"),
@@ -198,7 +199,7 @@ def test_a_non_finite_estimate_raises_and_names_the_parameter(lqr):
 @pytest.mark.parametrize("params, options, message", [
     ({"weights": jnp.zeros((1, 1), jnp.int32)}, {}, r"must hold floats .* got dtype int32"),
     ({"weights": np.zeros((1, 1), bool)}, {}, r"params\['weights'\] must hold floats .* got dtype bool"),
-    (None, {"coupled": "no"}, "coupled must be True or False, got 'no'"),
+    (None, {"coupled": "no"}, "coupled must be of type bool, got 'no'"),
 ])
 def test_params_that_cannot_be_differentiated_and_bad_flags_are_refused(lqr, params, options, message):
     policy = weakpg.LinearGaussian(lqr, sigma=0.5)

@@ -36,6 +36,8 @@ def test_flat_settings_round_trip():
     assert settings.from_dict({**flat, "baseline": "none", "estimator": "jd"}).train.baseline is None
     assert set(flat) == set(settings.SETTINGS) == {f.name for f in dataclasses.fields(TrainConfig)} | {
         "env", "policy", "sigma", "learn_sigma"}
+    assert settings.from_dict({**flat, "estimator": "jd", "baseline": "none", "coordinates": "none"}
+                              ).train.coordinates is None
 
 
 @pytest.mark.parametrize("name, value, expected", [

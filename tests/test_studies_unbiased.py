@@ -103,8 +103,8 @@ def test_the_control_replays_only_the_score_function_branch_noise():
 def test_measure_flags_a_wrong_weak_derivative_constant():
     right = Gaussian.weak_derivative
 
-    def doubled(self, key, param, *, coupled=True):
-        c, positive, negative = right(self, key, param, coupled=coupled)
+    def doubled(self, key, param, **options):
+        c, positive, negative = right(self, key, param, **options)
         return WeakDerivative(2 * c, positive, negative)
 
     problem = lqr_problem("scalar LQR", 0.9)

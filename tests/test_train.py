@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from conftest import GAMMA, NanRewardAfter
 
 import weakpg
+from weakpg._src.app.studies import problems
 from weakpg._src.config import TrainConfig
 from weakpg._src.driver import CPU_COMPILER_OPTIONS, train
-from weakpg._src.train import FAULTS, Hyper, hyper, init_state, make_train, make_train_chunk
+from weakpg._src.gradients import make_gradient_estimator
+from weakpg._src.train import FAULTS, Hyper, hyper, init_state, make_train, make_train_chunk, make_train_step
 
 PENDULUM = weakpg.envs.make("Pendulum-v1")
 LINEAR = weakpg.LinearGaussian(PENDULUM, sigma=1.0)
@@ -69,6 +74,20 @@ def test_an_env_step_budget_stops_mid_interval_and_later_rows_are_invalid():
     stop = int(rows["iteration"][1])
     assert 0 < stop < 10 and int(rows["env_steps"][1]) >= 2000  # ended on the budget, not the interval
     assert int(rows["iteration"][-1]) == stop  # the state stays put once the budget is spent
+
+
+def test_the_estimator_settings_reach_the_training_step_and_are_checked_against_the_policy():
+    env = problems.LQR_4D
+    policy = weakpg.LinearGaussian(env, sigma=0.5)
+    config = TrainConfig(coordinates=2, coupling="quantile", gamma=0.9, batch_size=64, iterations=1)
+    state = init_state(policy, config)
+    _, metrics = jax.jit(make_train_step(env, policy, config))(state)
+    estimate = jax.jit(make_gradient_estimator(env, policy, **config.estimator_options()))
+    direct = estimate(jax.random.split(state.key)[1], state.params)
+    assert int(metrics["env_steps"]) == int(direct.env_steps)
+    np.testing.assert_allclose(float(metrics["grad_norm"]), float(optax.tree.norm(direct.mean)), rtol=1e-5)
+    with pytest.raises(ValueError, match=r"coordinates must be an int in \[1, d\] = \[1, 4\] .* got 5"):
+        make_train(env, policy, dataclasses.replace(config, coordinates=5))  # before anything is traced
 
 
 def test_make_train_needs_a_static_number_of_iterations():

@@ -20,6 +20,7 @@ from typing import Any
 
 ESTIMATORS = ("jd", "sf")
 BASELINES = (None, "rollout", "value")
+COUPLINGS = ("mirror", "quantile")  # of the pair of a Gaussian mean coordinate (PG-JD, coupled)
 OPTIMIZERS = ("sgd", "adam")
 POLICY_NAMES = ("linear-rbf", "linear", "mlp")  # weakpg.policies.make_policy
 MAX_SEED = 2**32 - 1  # jax.random.key takes a uint32 seed without jax_enable_x64
@@ -84,6 +85,51 @@ def check_fields(config: Any) -> None:
         check_type(field.name, getattr(config, field.name), hints[field.name])
 
 
+def check_coordinates(coordinates: int | None, dimension: int | None = None) -> None:
+    """1 <= coordinates <= d, d the elements of each learned distribution parameter (when known)."""
+    if coordinates is None:
+        return
+    if dimension is None:
+        check_int_range("coordinates", coordinates, 1)
+    elif not 1 <= coordinates <= dimension:
+        raise ValueError(f"coordinates must be an int in [1, d] = [1, {dimension}] (d = {dimension}: the "
+                         f"elements of each learned distribution parameter of the policy), "
+                         f"got {coordinates!r}")
+
+
+def check_estimator(*, estimator: Any, baseline: Any, coupled: Any, coordinates: Any, coupling: Any,
+                    gamma: Any, num_samples: Any, samples_name: str, dimension: int | None = None) -> None:
+    """Every rule of the gradient estimator's settings, for ``TrainConfig`` and
+    ``weakpg.make_gradient_estimator`` alike (``samples_name``: batch_size or num_samples).
+
+    Types come from ``TrainConfig``'s annotations. ``dimension`` is d of ``check_coordinates``,
+    known once the policy is.
+    """
+    hints = typing.get_type_hints(TrainConfig)
+    for name, value in (("estimator", estimator), ("baseline", baseline), ("coupled", coupled),
+                        ("coordinates", coordinates), ("coupling", coupling), ("gamma", gamma)):
+        check_type(name, value, hints[name])
+    check_type(samples_name, num_samples, hints["batch_size"])
+    check_choice("estimator", estimator, ESTIMATORS)
+    check_choice("baseline", baseline, BASELINES)
+    check_interval("gamma", gamma, 0.0, 1.0, low_open=True, high_open=True)
+    check_int_range(samples_name, num_samples, 1, MAX_BATCH_SIZE)
+    check_coordinates(coordinates, dimension)
+    check_choice("coupling", coupling, COUPLINGS)
+    if baseline is not None and estimator != "sf":
+        raise ValueError(f"baseline={baseline!r} applies to estimator='sf' only, got estimator={estimator!r}")
+    if baseline == "value" and num_samples < 4:
+        raise ValueError(f"baseline='value' fits on half the batch and needs {samples_name} >= 4, "
+                         f"got {num_samples}")
+    for name, value, default in (("coordinates", coordinates, None), ("coupling", coupling, "mirror")):
+        if value != default and estimator != "jd":
+            raise ValueError(f"{name}={value!r} applies to estimator='jd' only, got estimator={estimator!r}")
+    if coupling != "mirror" and not coupled:
+        raise ValueError(f"coupling={coupling!r} draws the pair of a Gaussian mean coordinate from common "
+                         "random numbers and needs coupled=True; with coupled=False the pair is drawn "
+                         "independently")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Algorithm 2's settings: estimator, optimiser, budget, evaluation and seed.
@@ -101,6 +147,14 @@ class TrainConfig:
                                    "function fitted on the other half of the batch).")
     coupled: bool = setting(True, "Common random numbers between the branches of a sample (the "
                             "phantom roll-outs of PG-JD, the roll-out baseline of PG-SF).")
+    coordinates: int | None = setting(None, "PG-JD: phantom pairs for k coordinates of each learned "
+                                      "distribution parameter per sample, drawn uniformly without "
+                                      "replacement and weighted d/k (unbiased), 1 <= k <= d (d: the "
+                                      "action dimension of a Gaussian policy); none: all d.")
+    coupling: str = setting("mirror", "PG-JD with coupled branches: how the pair of a Gaussian mean "
+                            "coordinate shares its draw: mirror (a- = 2 mu - a+, one Rayleigh draw) or "
+                            "quantile (a+ and a- comonotone, from one uniform through their quantile "
+                            "functions).")
     gamma: float = setting(0.95, "Discount factor, in (0, 1).")
     batch_size: int = setting(256, f"Gradient samples per iteration, in [1, {MAX_BATCH_SIZE}].")
     optimizer: str = setting("sgd", "sgd (the paper's plain ascent) or adam.")
@@ -123,10 +177,7 @@ class TrainConfig:
 
     def __post_init__(self):
         check_fields(self)
-        check_choice("estimator", self.estimator, ESTIMATORS)
-        check_choice("baseline", self.baseline, BASELINES)
-        check_interval("gamma", self.gamma, 0.0, 1.0, low_open=True, high_open=True)
-        check_int_range("batch_size", self.batch_size, 1, MAX_BATCH_SIZE)
+        check_estimator(**self.estimator_options(), samples_name="batch_size")
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_interval("lr", self.lr, 0.0, None, low_open=True)
         check_interval("schedule_power", self.schedule_power, 0.0, 1.0)
@@ -142,9 +193,9 @@ class TrainConfig:
         # Cross-field rules.
         if self.iterations is None and self.env_steps is None:
             raise ValueError("iterations and env_steps are both none; give at least one to bound the run")
-        if self.baseline is not None and self.estimator != "sf":
-            raise ValueError(f"baseline={self.baseline!r} applies to estimator='sf' only, got "
-                             f"estimator={self.estimator!r}")
-        if self.baseline == "value" and self.batch_size < 4:
-            raise ValueError(f"baseline='value' fits on half the batch and needs batch_size >= 4, "
-                             f"got {self.batch_size}")
+
+    def estimator_options(self) -> dict[str, Any]:
+        """The keyword arguments of ``weakpg.make_gradient_estimator`` these settings give."""
+        return dict(estimator=self.estimator, baseline=self.baseline, coupled=self.coupled,
+                    coordinates=self.coordinates, coupling=self.coupling, gamma=self.gamma,
+                    num_samples=self.batch_size)

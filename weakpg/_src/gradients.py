@@ -7,7 +7,8 @@ theorem grad J = 1/(1-gamma) E_{s ~ d_gamma}[ int grad pi(da|s) Q(s, a) ]:
 2. From copies of s, phantom branches take chosen first actions, then follow the policy
    for T ~ Geom(1 - gamma) more steps; each branch's undiscounted reward sum is an
    unbiased Q(s, a) (paper, Theorem 2).
-3. A distribution-level gradient at s from the branch returns, times 1/(1-gamma):
+3. A distribution-level gradient at s from the branch returns, times 1/(1-gamma)
+   (``phantom_branches``):
    "jd" (weak derivative, paper eq. 16): for every element i of every learned
        distribution parameter, c_i (Q(s, a_i^+) - Q(s, a_i^-)) with (c, a^+, a^-) from
        ``Distribution.weak_derivative``: Gaussian mean (Rayleigh pair), Gaussian scale
@@ -15,13 +16,16 @@ theorem grad J = 1/(1-gamma) E_{s ~ d_gamma}[ int grad pi(da|s) Q(s, a) ]:
        against a draw from pi);
    "sf" (score function): (Q(s, a) - b) grad log pi(a|s), a ~ pi, with b = 0, a
        "rollout" baseline (Q of a second, fresh action from the same state, with common
-       random numbers) or a "value" baseline (a linear value function fitted to the
-       other half of the batch, so it never sees the action it is subtracted from).
+       random numbers) or a "value" baseline (``value_baseline``: a linear value function
+       fitted to the other half of the batch, so it never sees the action it is
+       subtracted from).
 4. The chain rule to theta through ``policy.dist_params`` with ``jax.vjp``.
 
 With ``coupled=True`` all branches of a sample run in one lockstep group and share every
 random number after their first actions (and the weak-derivative pairs share their
-Rayleigh / Maxwell draw); with ``coupled=False`` every branch is an independent roll-out.
+Rayleigh / Maxwell draw: ``coupling``); with ``coupled=False`` every branch is an
+independent roll-out. ``coordinates=k`` runs the pairs of k random coordinates of each
+learned parameter instead of all d, weighted d/k.
 """
 
 from __future__ import annotations
@@ -35,16 +39,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from weakpg._src import validation
-from weakpg._src.config import BASELINES, ESTIMATORS
+from weakpg._src import config, validation
+from weakpg._src.chain_rule import chain_rule
+from weakpg._src.distributions import Gaussian
 from weakpg._src.envs.base import Environment
 from weakpg._src.errors import NonFiniteError
+from weakpg._src.phantom_branches import score_function_branches, weak_derivative_branches
 from weakpg._src.policies import Params, Policy
 from weakpg._src.rollouts import Jobs, geometric_horizon, run_jobs
 
 Array = jax.Array
-
-_RIDGE = 1e-3
 
 
 class PolicyGradientEstimate(NamedTuple):
@@ -64,131 +68,6 @@ class PolicyGradientEstimate(NamedTuple):
     lane_steps: Any
 
 
-class _Branches(NamedTuple):
-    """First actions of each sample's branches and how returns become a gradient."""
-
-    first_action: Array  # (J, G, *action_shape)
-    cotangent: Callable[[Array], dict[str, Array]]  # returns (J, G) -> {name: (J, ...)}
-
-
-def _weak_derivative_branches(key: Array, policy: Policy, dist_params: dict[str, Array],
-                              coupled: bool) -> _Branches:
-    """Branches a_i^+, a_i^- for every element i of every learned distribution parameter."""
-    num_samples = jax.tree.leaves(dist_params)[0].shape[0]
-    keys = jax.random.split(key, (len(policy.learned_dist_params), num_samples))
-    actions, layout = [], []
-    for name, k in zip(policy.learned_dist_params, keys):
-        wd = jax.vmap(lambda kk, dp, name=name: policy.distribution(dp).weak_derivative(
-            kk, name, coupled=coupled))(k, dist_params)
-        param_shape = wd.constant.shape[1:]
-        size = math.prod(param_shape)
-        flat = lambda x, size=size: x.reshape((num_samples, size) + policy.action_shape)  # noqa: E731
-        actions += [flat(wd.positive), flat(wd.negative)]
-        layout.append((name, wd.constant, param_shape, size))
-
-    def cotangent(returns: Array) -> dict[str, Array]:
-        out, offset = {}, 0
-        for name, constant, param_shape, size in layout:
-            diff = returns[:, offset:offset + size] - returns[:, offset + size:offset + 2 * size]
-            out[name] = constant * diff.reshape((num_samples,) + param_shape)
-            offset += 2 * size
-        return out
-
-    return _Branches(jnp.concatenate(actions, axis=1), cotangent)
-
-
-def _value_features(policy: Policy, obs: Array) -> Array:
-    """Features for the fitted value baseline, quadratic in a base feature vector.
-
-    The base is the policy's own features, one-hot states for a tabular policy, or the
-    flattened observation; a value function is often quadratic in it (an LQR's is).
-    """
-    if getattr(policy, "num_states", None) is not None:
-        return jax.nn.one_hot(obs, policy.num_states)
-    features = getattr(policy, "features", None)
-    base = jax.vmap(features)(obs) if features is not None else obs.reshape(obs.shape[0], -1)
-    dim = base.shape[1]
-    if dim <= 16:
-        rows, cols = np.triu_indices(dim)
-        squares = base[:, rows] * base[:, cols]
-    else:
-        squares = base**2
-    return jnp.concatenate([base, squares, jnp.ones((base.shape[0], 1), base.dtype)], axis=1)
-
-
-def _cross_fitted_value(features: Array, targets: Array) -> Array:
-    """Ridge regression of targets on features, each half predicted by the other half."""
-    half = jnp.arange(targets.shape[0]) % 2 == 0
-
-    def fit_predict(train: Array) -> Array:
-        w = train.astype(features.dtype)[:, None]
-        gram = (features * w).T @ features + _RIDGE * jnp.eye(features.shape[1])
-        coef = jnp.linalg.solve(gram, (features * w).T @ targets)
-        return features @ coef
-
-    return jnp.where(half, fit_predict(~half), fit_predict(half))
-
-
-def _score_function_branches(key: Array, policy: Policy, dist_params: dict[str, Array],
-                             obs: Array, baseline: str | None) -> _Branches:
-    """Branch a ~ pi (plus a fresh a' ~ pi for the roll-out baseline)."""
-    num_samples = obs.shape[0]
-    num_branches = 2 if baseline == "rollout" else 1
-    noise = policy.noise(key, (num_samples, num_branches))
-    actions = jax.vmap(jax.vmap(policy.act, (None, 0)))(dist_params, noise)
-    scores = jax.vmap(jax.grad(lambda dp, a: policy.distribution(dp).log_prob(a)))(
-        dist_params, actions[:, 0])
-
-    def cotangent(returns: Array) -> dict[str, Array]:
-        q = returns[:, 0]
-        if baseline == "rollout":
-            q = q - returns[:, 1]
-        elif baseline == "value":
-            q = q - _cross_fitted_value(_value_features(policy, obs), q)
-        weight = lambda s: q.reshape((num_samples,) + (1,) * (s.ndim - 1)) * s  # noqa: E731
-        return {name: weight(scores[name]) for name in policy.learned_dist_params}
-
-    return _Branches(actions, cotangent)
-
-
-def _chain_rule(policy: Policy, params: Params, obs: Array,
-                cotangent: dict[str, Array]) -> tuple[Params, Params]:
-    """Mean and standard error of g_j = d<dist_params(theta, obs_j), cot_j>/d theta."""
-    num_samples = obs.shape[0]
-
-    def per_sample(o: Array, ct: dict[str, Array]) -> Params:
-        _, vjp = jax.vjp(lambda p: {k: policy.dist_params(p, o)[k] for k in ct}, params)
-        return vjp(ct)[0]
-
-    num_params = sum(x.size for x in jax.tree.leaves(params))
-    chunk = int(max(1, min(num_samples, 2**22 // max(num_params, 1))))
-    pad = -num_samples % chunk
-    chunked = jax.tree.map(
-        lambda x: jnp.pad(x, [(0, pad)] + [(0, 0)] * (x.ndim - 1)).reshape(
-            (-1, chunk) + x.shape[1:]), (obs, cotangent))
-    valid = (jnp.arange(num_samples + pad) < num_samples).reshape(-1, chunk)
-
-    def moments(center: Params) -> Params:
-        def body(total: Params, xs: tuple[Any, Array]) -> tuple[Params, None]:
-            (o, ct), mask = xs
-            g = jax.vmap(per_sample)(o, ct)
-            sq = jax.tree.map(
-                lambda gi, c: jnp.sum(jnp.where(mask.reshape((-1,) + (1,) * c.ndim),
-                                                (gi - c) ** 2, 0.0), axis=0), g, center)
-            return jax.tree.map(jnp.add, total, sq), None
-
-        return jax.lax.scan(body, jax.tree.map(jnp.zeros_like, params), (chunked, valid))[0]
-
-    _, vjp_all = jax.vjp(
-        lambda p: jax.vmap(lambda o: {k: policy.dist_params(p, o)[k] for k in cotangent})(obs), params)
-    mean = jax.tree.map(lambda g: g / num_samples, vjp_all(cotangent)[0])
-    if num_samples == 1:
-        return mean, jax.tree.map(lambda m: jnp.full_like(m, jnp.inf), mean)
-    squares = moments(mean)
-    stderr = jax.tree.map(lambda s: jnp.sqrt(s / (num_samples - 1) / num_samples), squares)
-    return mean, stderr
-
-
 def default_num_lanes(num_samples: int) -> int:
     """Lanes for a batch: wide enough to vectorise, few enough to keep every lane busy."""
     return int(min(1024, max(32, num_samples // 16), num_samples))
@@ -203,6 +82,8 @@ def make_gradient_estimator(
     num_samples: int,
     coupled: bool = True,
     baseline: str | None = None,
+    coordinates: int | None = None,
+    coupling: str = "mirror",
     num_lanes: int | None = None,
 ) -> Callable[[Array, Params], PolicyGradientEstimate]:
     """Build ``estimate(key, params) -> PolicyGradientEstimate``, a pure jittable function.
@@ -210,7 +91,10 @@ def make_gradient_estimator(
     Arguments are checked here, once; the returned function trusts its inputs, so it can
     sit inside a larger ``jax.jit`` (a training step). See ``estimate_gradient``.
     """
-    _check(env, policy, estimator, gamma, num_samples, coupled, baseline, num_lanes)
+    gamma, num_samples = _python_number(gamma), _python_number(num_samples)
+    check_estimator(env, policy, estimator=estimator, gamma=gamma, num_samples=num_samples,
+                    coupled=coupled, baseline=baseline, coordinates=coordinates, coupling=coupling,
+                    num_lanes=num_lanes)
     lanes = default_num_lanes(num_samples) if num_lanes is None else num_lanes
     gamma = float(gamma)
 
@@ -224,9 +108,10 @@ def make_gradient_estimator(
         obs = jax.vmap(env.observe)(roots)
         dist_params = jax.vmap(policy.dist_params, (None, 0))(params, obs)
         if estimator == "jd":
-            branches = _weak_derivative_branches(keys[3], policy, dist_params, coupled)
+            branches = weak_derivative_branches(keys[3], policy, dist_params, coupled=coupled,
+                                                coordinates=coordinates, coupling=coupling)
         else:
-            branches = _score_function_branches(keys[3], policy, dist_params, obs, baseline)
+            branches = score_function_branches(keys[3], policy, dist_params, obs, baseline)
         num_branches = branches.first_action.shape[1]
         if coupled or num_branches == 1:
             horizon = geometric_horizon(keys[4], gamma, (num_samples,)) + 1
@@ -245,15 +130,40 @@ def make_gradient_estimator(
             returns = result.returns.reshape(num_samples, num_branches)
         scale = 1.0 / (1.0 - gamma)
         cotangent = jax.tree.map(lambda x: scale * x, branches.cotangent(returns))
-        mean, stderr = _chain_rule(policy, params, obs, cotangent)
+        mean, stderr = chain_rule(policy, params, obs, cotangent)
         return PolicyGradientEstimate(mean, stderr, occupancy.env_steps + result.env_steps,
                                       occupancy.lane_steps + result.lane_steps)
 
     return estimate
 
 
-def _check(env: Any, policy: Any, estimator: Any, gamma: Any, num_samples: Any, coupled: Any,
-           baseline: Any, num_lanes: Any) -> None:
+def _python_number(x: Any) -> Any:
+    """A NumPy scalar as the Python number it holds; anything else as it is."""
+    return x.item() if isinstance(x, (np.integer, np.floating)) else x
+
+
+def _dist_params_shapes(env: Environment, policy: Policy) -> dict[str, jax.ShapeDtypeStruct]:
+    """The shapes of ``policy.dist_params`` at an observation of ``env``, computing nothing."""
+    obs = jax.eval_shape(lambda k: env.observe(env.reset(k)), jax.random.key(0))
+    return jax.eval_shape(policy.dist_params, jax.eval_shape(policy.init, jax.random.key(0)), obs)
+
+
+def coordinate_dimension(env: Environment, policy: Policy) -> int:
+    """d of ``coordinates``: the fewest elements of a learned distribution parameter of ``policy``
+    (the action dimension of a Gaussian policy, the number of actions of a softmax)."""
+    shapes = _dist_params_shapes(env, policy)
+    return min(math.prod(shapes[name].shape) for name in policy.learned_dist_params)
+
+
+def check_estimator(env: Any, policy: Any, *, estimator: Any, gamma: Any, num_samples: Any,
+                    coupled: Any = True, baseline: Any = None, coordinates: Any = None,
+                    coupling: Any = "mirror", num_lanes: Any = None) -> None:
+    """ValueError unless ``make_gradient_estimator`` takes these arguments.
+
+    The settings' rules are ``config.check_estimator``'s, the ones ``TrainConfig`` applies;
+    here they also see the policy: ``coordinates`` <= d (``coordinate_dimension``) and
+    ``coupling="quantile"`` only for a Gaussian policy.
+    """
     if not isinstance(env, Environment):
         raise ValueError(f"env must be a weakpg Environment (see weakpg.envs.make), got {env!r}")
     if not isinstance(policy, Policy):
@@ -263,19 +173,15 @@ def _check(env: Any, policy: Any, estimator: Any, gamma: Any, num_samples: Any, 
             f"policy actions do not fit the environment: the policy has action_shape "
             f"{policy.action_shape} and num_actions {policy.num_actions}, {env!r} has "
             f"action_shape {env.action_shape} and num_actions {env.num_actions}")
-    validation.check_choice("estimator", estimator, ESTIMATORS)
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float, np.floating)):
-        raise ValueError(f"gamma must be a float in (0, 1), got {gamma!r}")
-    validation.check_array("gamma", gamma, low=0.0, high=1.0, low_open=True, high_open=True)
-    validation.check_num_samples(num_samples)
-    if not isinstance(coupled, bool):
-        raise ValueError(f"coupled must be True or False, got {coupled!r}")
-    validation.check_choice("baseline", baseline, BASELINES)
-    if baseline is not None and estimator != "sf":
-        raise ValueError(f"baseline={baseline!r} applies to estimator='sf' only, got estimator={estimator!r}")
-    if baseline == "value" and num_samples < 4:
-        raise ValueError(
-            f"baseline='value' fits on half the batch and needs num_samples >= 4, got {num_samples}")
+    counted = isinstance(coordinates, int) and not isinstance(coordinates, bool)
+    config.check_estimator(estimator=estimator, baseline=baseline, coupled=coupled, coordinates=coordinates,
+                           coupling=coupling, gamma=gamma, num_samples=num_samples,
+                           samples_name="num_samples",
+                           dimension=coordinate_dimension(env, policy) if counted else None)
+    if coupling != "mirror" and not isinstance(
+            jax.eval_shape(policy.distribution, _dist_params_shapes(env, policy)), Gaussian):
+        raise ValueError(f"coupling={coupling!r} couples the pair of a Gaussian mean coordinate; "
+                         f"{type(policy).__name__} has no Gaussian mean: leave coupling='mirror'")
     if num_lanes is not None and (isinstance(num_lanes, bool) or not isinstance(num_lanes, int)
                                   or num_lanes < 1):
         raise ValueError(f"num_lanes must be an int >= 1 or None, got {num_lanes!r}")
@@ -302,12 +208,9 @@ def _check_params(policy: Policy, params: Params) -> None:
 
 
 @functools.lru_cache(maxsize=64)
-def _jitted_estimator(env: Environment, policy: Policy, estimator: str, gamma: float,
-                      num_samples: int, coupled: bool, baseline: str | None,
-                      num_lanes: int | None) -> Callable[[Array, Params], PolicyGradientEstimate]:
-    return jax.jit(make_gradient_estimator(
-        env, policy, estimator=estimator, gamma=gamma, num_samples=num_samples,
-        coupled=coupled, baseline=baseline, num_lanes=num_lanes))
+def _jitted_estimator(env: Environment, policy: Policy, options: tuple[tuple[str, Any], ...]
+                      ) -> Callable[[Array, Params], PolicyGradientEstimate]:
+    return jax.jit(make_gradient_estimator(env, policy, **dict(options)))
 
 
 def estimate_gradient(
@@ -321,6 +224,8 @@ def estimate_gradient(
     num_samples: int,
     coupled: bool = True,
     baseline: str | None = None,
+    coordinates: int | None = None,
+    coupling: str = "mirror",
     num_lanes: int | None = None,
 ) -> PolicyGradientEstimate:
     """Estimate grad J(params) from ``num_samples`` independent samples.
@@ -335,6 +240,15 @@ def estimate_gradient(
       num_samples: number of independent samples (states from the occupancy measure).
       coupled: run each sample's branches with common random numbers (default).
       baseline: for "sf": None, "rollout" or "value".
+      coordinates: for "jd": k in [1, d] (d = ``coordinate_dimension(env, policy)``, the
+        action dimension of a Gaussian policy): at each sample, k of the d coordinates of
+        each learned distribution parameter, uniformly without replacement, get their
+        phantom pair, and each pair's term is weighted d/k, so the estimate stays unbiased
+        with 2k branches per parameter instead of 2d; None: all d.
+      coupling: for "jd" with ``coupled``: the joint draw of a Gaussian mean pair, "mirror"
+        (a- = 2 mu - a+, one Rayleigh draw; cancels the part of Q even about the mean) or
+        "quantile" (a+ and a- comonotone, from one uniform; cancels most of a monotone Q).
+        The Gaussian-scale pair keeps its own coupling.
       num_lanes: engine width (default ``default_num_lanes(num_samples)``).
 
     Returns:
@@ -346,9 +260,12 @@ def estimate_gradient(
         ``make_gradient_estimator``, meant for ``jax.jit``, returns such an estimate as
         it is; ``weakpg.train`` checks every iteration.
     """
-    _check(env, policy, estimator, gamma, num_samples, coupled, baseline, num_lanes)
+    gamma, num_samples = _python_number(gamma), _python_number(num_samples)
+    options = dict(estimator=estimator, gamma=gamma, num_samples=num_samples, coupled=coupled,
+                   baseline=baseline, coordinates=coordinates, coupling=coupling, num_lanes=num_lanes)
+    check_estimator(env, policy, **options)
     _check_params(policy, params)
-    fn = _jitted_estimator(env, policy, estimator, float(gamma), num_samples, coupled, baseline, num_lanes)
+    fn = _jitted_estimator(env, policy, tuple(sorted({**options, "gamma": float(gamma)}.items())))
     out = fn(key, params)
     bad = validation.first_non_finite(out.mean)
     if bad is not None:

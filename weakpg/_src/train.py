@@ -31,7 +31,7 @@ import optax
 from weakpg._src.config import TrainConfig
 from weakpg._src.envs.base import Environment
 from weakpg._src.evaluation import EVAL_SEED, make_evaluator
-from weakpg._src.gradients import make_gradient_estimator
+from weakpg._src.gradients import check_estimator, make_gradient_estimator
 from weakpg._src.policies import Params, Policy
 
 Array = jax.Array
@@ -106,9 +106,7 @@ def make_train_step(env: Environment, policy: Policy, config: TrainConfig,
     config's alpha_0 and p.
     """
     h = hyper(config) if h is None else h
-    estimate = make_gradient_estimator(
-        env, policy, estimator=config.estimator, gamma=config.gamma,
-        num_samples=config.batch_size, coupled=config.coupled, baseline=config.baseline)
+    estimate = make_gradient_estimator(env, policy, **config.estimator_options())
     optimizer = make_optimizer(config, h)
 
     def step(state: TrainState) -> tuple[TrainState, Metrics]:
@@ -161,6 +159,7 @@ def make_train_chunk(env: Environment, policy: Policy, config: TrainConfig, *, n
     before it) and "valid": row 0 is valid when the incoming state is at iteration 0,
     row i when interval i ran at least one iteration and no fault happened up to its end.
     """
+    check_estimator(env, policy, **config.estimator_options())  # now, not when traced
     evaluate = default_evaluator(env, policy, config) if evaluate is None else evaluate
     every = config.eval_every
 

@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from weakpg._src.config import check_choice as check_choice  # one rule, shared with the schema
+
 
 def is_concrete(x: Any) -> bool:
     """True when ``x`` is numbers or arrays whose values can be read.
@@ -108,10 +110,3 @@ def check_same_shape(name_a: str, a: Any, name_b: str, b: Any) -> None:
         raise ValueError(
                 f"{name_a} and {name_b} must have the same shape, got {name_a}.shape={sa} "
                 f"and {name_b}.shape={sb}")
-
-
-def check_choice(name: str, value: Any, allowed: tuple[Any, ...]) -> None:
-    """Raise unless ``value`` is one of ``allowed``."""
-    if value not in allowed:
-        raise ValueError(
-                f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")

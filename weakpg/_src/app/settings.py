@@ -5,8 +5,8 @@
 ``config.json``, a point of a sweep file and what a remote worker receives; the options
 of ``weakpg train`` are generated from the same fields (``SETTINGS``). Every check lives
 in the dataclasses; ``build`` adds the checks that need the environment (a Gaussian
-setting on discrete actions, RBF features on an unbounded box). Like ``config``, this
-module does not import JAX.
+setting on discrete actions, RBF features on an unbounded box, ``coordinates`` above the
+action dimension). Like ``config``, this module does not import JAX.
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ def build(config: RunConfig, env: Any = None) -> tuple[Any, Any]:
     ``env``, when given, replaces ``make(config.env)`` (the policy is built for it).
     """
     from weakpg._src.envs.registry import make
+    from weakpg._src.gradients import check_estimator
     from weakpg._src.policies import make_policy
 
     env = make(config.env) if env is None else env
@@ -105,4 +106,6 @@ def build(config: RunConfig, env: Any = None) -> tuple[Any, Any]:
         raise ValueError(f"{given} is for Gaussian policies; {config.env} has discrete actions "
                          "(a softmax policy): leave it out")
     sigma = {} if config.sigma is None else {"sigma": config.sigma}
-    return env, make_policy(env, config.policy, learn_sigma=config.learn_sigma, **sigma)
+    policy = make_policy(env, config.policy, learn_sigma=config.learn_sigma, **sigma)
+    check_estimator(env, policy, **config.train.estimator_options())  # coordinates <= d, and such
+    return env, policy

@@ -21,13 +21,14 @@ import jax
 import jax.numpy as jnp
 
 from weakpg._src import validation
-from weakpg._src.distributions import Distribution, Gaussian, _pytree_dataclass
+from weakpg._src.distributions import Distribution, Gaussian
+from weakpg._src.distributions.base import pytree_dataclass
 from weakpg._src.estimators import pathwise_samples, score_function_samples, weak_derivative_samples
 
 Array = jax.Array
 
 
-@_pytree_dataclass
+@pytree_dataclass
 class MultiNormalDiagFromLogScale:
     """N(loc, diag(exp(log_scale)^2)), with optax's ``sample(shape, seed)`` and ``params``."""
 

@@ -30,7 +30,13 @@ LQR_2D = LinearQuadratic(A=[[0.8, 0.2], [-0.1, 0.9]], B=[[0.5, 0.0], [0.1, 0.4]]
                          Q=[[1.0, 0.0], [0.0, 0.5]], R=[[0.1, 0.0], [0.0, 0.2]],
                          noise_cov=0.05 * np.eye(2), init_cov=np.eye(2))
 WEIGHTS_2D = ((-0.3, 0.1), (0.05, -0.4))
-LQRS = {"scalar LQR": (SCALAR_LQR, SCALAR_WEIGHTS), "2-D LQR": (LQR_2D, WEIGHTS_2D)}
+# A 4-dimensional action: four phantom pairs per sample for the random-coordinate estimators.
+LQR_4D = LinearQuadratic(A=0.85 * np.eye(4) + 0.1 * np.eye(4, k=1) - 0.05 * np.eye(4, k=-1),
+                         B=0.5 * np.eye(4) + 0.1 * np.eye(4, k=1), Q=np.diag([1.0, 0.8, 0.6, 0.4]),
+                         R=np.diag([0.1, 0.15, 0.2, 0.25]), noise_cov=0.05 * np.eye(4), init_cov=np.eye(4))
+WEIGHTS_4D = tuple(map(tuple, -0.3 * np.eye(4) + 0.05 * np.eye(4, k=-1)))
+LQRS = {"scalar LQR": (SCALAR_LQR, SCALAR_WEIGHTS), "2-D LQR": (LQR_2D, WEIGHTS_2D),
+        "4-D LQR": (LQR_4D, WEIGHTS_4D)}
 
 
 class Problem(NamedTuple):
@@ -94,12 +100,15 @@ ESTIMATORS = (
 
 def branches_per_sample(options: dict[str, Any], env: Environment, policy: Policy) -> int:
     """Phantom branches of one sample: a JD pair per element of every learned
-    distribution parameter; 2 for SF with a roll-out baseline; else 1."""
+    distribution parameter (per chosen element, with ``coordinates``); 2 for SF with a
+    roll-out baseline; else 1."""
     if options["estimator"] == "jd":
         obs = jax.eval_shape(lambda k: env.observe(env.reset(k)), jax.random.key(0))
         params = jax.eval_shape(policy.init, jax.random.key(0))
         dist = jax.eval_shape(policy.dist_params, params, obs)
-        return 2 * sum(math.prod(dist[name].shape) for name in policy.learned_dist_params)
+        sizes = [math.prod(dist[name].shape) for name in policy.learned_dist_params]
+        k = options.get("coordinates")
+        return 2 * sum(size if k is None else k for size in sizes)
     return 2 if options.get("baseline") == "rollout" else 1
 
 
