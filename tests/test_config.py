@@ -45,7 +45,9 @@ RULES = [
     ({"coupling": "quantile", "coupled": False},
      "coupling='quantile' draws the pair of a Gaussian mean coordinate from common random numbers and needs "
      "coupled=True"),
-    # Rules that need the environment (settings.build).
+]
+# Rules that need the environment (settings.build).
+ENV_RULES = [
     ({"env": "Pendulum-v9"}, "env_id must be one of 'Pendulum-v1'"),
     ({"env": "CartPole-v1"}, "features='rbf' needs a bounded observation box"),
     ({"env": "CartPole-v1", "policy": "mlp"}, "policy 'mlp' is not available for discrete actions"),
@@ -68,7 +70,7 @@ TYPES = [
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("values, message", RULES + TYPES)
+@pytest.mark.parametrize("values, message", RULES + ENV_RULES + TYPES)
 def test_the_dataclasses_refuse_each_rule(values, message):
     with pytest.raises(ValueError) as error:
         settings.build(settings.from_dict(values))
@@ -96,7 +98,7 @@ def _flags(values: dict) -> list[str]:
     return args
 
 
-@pytest.mark.parametrize("values, message", RULES)
+@pytest.mark.parametrize("values, message", RULES + ENV_RULES)
 def test_weakpg_train_refuses_each_rule_with_one_line_and_writes_nothing(tmp_path, values, message):
     result = runner.invoke(app, ["train", *_flags(values), "--out", str(tmp_path / "runs")])
     assert result.exit_code == 2, result.output
@@ -113,7 +115,7 @@ def _toml(value) -> str:
     return repr(value).replace("'", '"')
 
 
-@pytest.mark.parametrize("values, message", RULES)
+@pytest.mark.parametrize("values, message", RULES + ENV_RULES)
 def test_weakpg_sweep_refuses_each_rule_before_any_run(tmp_path, values, message):
     config = tmp_path / "sweep.toml"
     config.write_text("".join(f"{k} = {_toml(v)}\n" for k, v in values.items()))

@@ -127,6 +127,12 @@ def test_bad_seed_lists_are_refused(lqr, policy):
         train_seeds(lqr, policy, CONFIG, seeds=[0], resume=True)
 
 
+def test_settings_the_policy_refuses_leave_no_run_folder(tmp_path, lqr, policy):
+    with pytest.raises(ValueError, match=r"coordinates must be an int in \[1, d\] = \[1, 1\]"):
+        train(lqr, policy, dataclasses.replace(CONFIG, coordinates=2), run_dir=tmp_path / "runs" / "a")
+    assert list(tmp_path.iterdir()) == []
+
+
 def _files(folder):
     return {p.name: p.read_bytes() for p in folder.iterdir()}
 

@@ -59,6 +59,8 @@ def test_none_is_a_string_where_a_setting_does_not_take_none():
 def test_a_run_folder_config_must_hold_every_setting():
     flat = settings.to_dict(settings.RunConfig())
     assert settings.from_dict(flat, complete=True) == settings.RunConfig()
+    older = {k: v for k, v in flat.items() if k not in settings.NEWER_SETTINGS}
+    assert settings.from_dict(older, complete=True) == settings.RunConfig()  # written before they existed
     del flat["gamma"]
     with pytest.raises(ValueError, match=r"the settings \['gamma'\] are missing"):
         settings.from_dict(flat, complete=True)

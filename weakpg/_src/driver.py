@@ -177,11 +177,11 @@ def train_seeds(env: Environment, policy: Policy, config: TrainConfig, *, seeds:
     dirs = [Path(d) for d in run_dirs] if run_dirs is not None else None
     if resume and dirs is None:
         raise ValueError("resume=True needs the run folders (run_dirs or run_dir) to resume from")
+    shared = dataclasses.replace(config, seed=0, lr=TrainConfig.lr, schedule_power=TrainConfig.schedule_power)
+    chunk = _compiled_chunk(env, policy, shared, episode_length, batched)  # checks config against the policy
     if dirs is not None and not resume:
         for d in dirs:
             d.mkdir(parents=True, exist_ok=True)
-    shared = dataclasses.replace(config, seed=0, lr=TrainConfig.lr, schedule_power=TrainConfig.schedule_power)
-    chunk = _compiled_chunk(env, policy, shared, episode_length, batched)
     states = [init_state(policy, config, key=jax.random.key(s)) for s in seeds]
     rows, offsets = [[] for _ in seeds], [0.0] * len(seeds)
     if resume:

@@ -19,6 +19,9 @@ from typing import Any
 from weakpg._src.config import POLICY_NAMES, TrainConfig, check_choice, check_fields, check_interval, setting
 
 NONE = "none"  # how the command line and TOML (which has no null) write None
+# Settings added after weakpg 0.1.0: a run folder written before them lacks them and was
+# trained with their defaults, which it resumes with.
+NEWER_SETTINGS = ("coordinates", "coupling")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,15 +73,15 @@ def from_dict(flat: Mapping[str, Any], *, complete: bool = False) -> RunConfig:
     """The ``RunConfig`` of flat settings; missing ones take their defaults.
 
     ``"none"`` (in any case) stands for None in the settings that take None. With
-    ``complete`` (a run folder's ``config.json``) every setting must be given. ValueError
-    names an unknown or missing setting or a bad value.
+    ``complete`` (a run folder's ``config.json``) every setting must be given but those of
+    ``NEWER_SETTINGS``. ValueError names an unknown or missing setting or a bad value.
     """
     if not isinstance(flat, Mapping):
         raise ValueError(f"settings must be a table of name = value, got {flat!r:.80}")
     unknown = sorted(set(flat) - set(SETTINGS))
     if unknown:
         raise ValueError(f"unknown setting(s) {unknown}; the settings are {sorted(SETTINGS)}")
-    missing = sorted(set(SETTINGS) - set(flat)) if complete else []
+    missing = sorted(set(SETTINGS) - set(flat) - set(NEWER_SETTINGS)) if complete else []
     if missing:
         raise ValueError(f"the settings {missing} are missing; a run's config.json holds every setting")
     values = {k: None if is_nullable(k) and is_none(v) else v for k, v in flat.items()}
