@@ -1,6 +1,6 @@
 """Shared test helpers: the tiny LQR of the training tests, a simulator that blows up, a metrics
-reader, tiny trained runs, the check of a command's clean failure, the agreement of two gradient
-estimates, the persistent compilation cache."""
+reader, tiny trained runs, the checks of a reproduction's files and of a command's clean
+failure, the agreement of two gradient estimates, the persistent compilation cache."""
 
 from __future__ import annotations
 
@@ -101,6 +101,21 @@ def trained_run(tmp_path_factory) -> Callable[..., Path]:
 def snapshot(root: Path) -> dict[str, bytes]:
     """Every file and folder under ``root`` (hidden ones too), with the files' bytes."""
     return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else b"<dir>" for p in root.rglob("*")}
+
+
+def assert_reproduction_written(out: Path, study: str, phrases: tuple[str, ...] = ()) -> None:
+    """A ``weakpg reproduce`` output folder: figures, table and summary; a rerun into it is refused."""
+    for name in ("curves.png", "curves_discounted.png", "curves.csv", "summary.md"):
+        assert (out / name).stat().st_size > 0
+    summary = (out / "summary.md").read_text()
+    assert all(f"| {m} |" in summary for m in ("PG-JD", "PG-SF", "PG-SF + rollout baseline"))
+    assert all(phrase in summary for phrase in phrases)
+    from typer.testing import CliRunner
+
+    from weakpg._src.app.cli import app
+
+    again = CliRunner().invoke(app, ["reproduce", study, "--quick", "--out", str(out)])
+    assert again.exit_code == 2 and "already holds a previous result" in again.output
 
 
 def fails_cleanly(args: list[str], root: Path, message: str) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import assert_reproduction_written
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from typer.testing import CliRunner
 
@@ -172,6 +173,8 @@ def test_reproduce_writes_event_files_for_each_method_and_seed(tmp_path):
                                                 for s in (0, 1))
     for run_dir in run_dirs:
         assert_events_mirror_metrics(run_dir)
+    assert_reproduction_written(out, "cartpole", ("linear softmax policy on CartPole-v1",
+                                                  "| Episode return (most likely action, 500 steps) |"))
 
 
 def test_a_local_sweep_writes_event_files_per_run_and_adds_them_on_resume(tmp_path, monkeypatch):
