@@ -37,8 +37,8 @@ def episode_frames(agent: Any, env_id: str, *, seed: int = 0, stochastic: bool =
     check_int_range("every", every, 1)
     check_int_range("seed", seed, 0, MAX_SEED)
     if not env_id.startswith(GYMNASIUM_PREFIX):
-        raise ValueError(f"rendering needs a gymnasium environment; {env_id!r} has no gymnasium twin: give "
-                         f"--env {GYMNASIUM_PREFIX}<ID>")
+        raise ValueError(f"rendering needs a gymnasium environment ({GYMNASIUM_PREFIX}<ID>), got {env_id!r}, "
+                         f"which weakpg runs in JAX: give --env {GYMNASIUM_PREFIX}<ID>")
     if "DISPLAY" not in os.environ:
         os.environ.setdefault("MUJOCO_GL", "egl")  # read when MuJoCo's renderer is first made
     # Classic control draws offscreen with pygame, whose init would open a window system
