@@ -167,3 +167,31 @@ def test_bad_input_for_discrete_actions_is_rejected():
         from_network(mdp, lambda p, s: p["table"][s], table, learn_sigma=True)
     with pytest.raises(ValueError, match="env must be a weakpg Environment"):
         from_network("Pendulum-v1", lambda p, s: p["table"][s], table)
+
+
+def test_init_function_gives_each_seed_its_own_network():
+    module = nn.Dense(2, kernel_init=nn.initializers.normal(0.1))  # small gains keep the LQR stable
+    obs = jnp.zeros(2)
+    policy = from_network(LQR, module.apply, init=lambda key: module.init(key, obs), sigma=SIGMA)
+    a, b = (policy.init(jax.random.key(s))["network"]["params"]["kernel"] for s in (0, 1))
+    np.testing.assert_array_equal(a, module.init(jax.random.key(0), obs)["params"]["kernel"])
+    assert not np.allclose(a, b)
+    config = weakpg.train.TrainConfig(batch_size=16, iterations=1, env_steps=None, eval_every=1,
+                                      eval_episodes=2, gamma=GAMMA)
+    state, _ = weakpg.train.train_seeds(LQR, policy, config, seeds=[0, 1])
+    kernels = state.params["network"]["params"]["kernel"]  # one row per seed
+    assert kernels.shape == (2, 2, 2) and not np.allclose(kernels[0], kernels[1])
+
+
+@pytest.mark.parametrize(
+    "params, init, match",
+    [
+        (None, None, "exactly one of the two"),
+        ({"K": K}, lambda key: {"K": K}, "exactly one of the two"),
+        (None, {"K": K}, "init must be a function init"),
+        (None, lambda key: {"K": K.at[0, 0].set(jnp.inf)}, r"params\['K'\]"),
+    ],
+)
+def test_bad_init_is_rejected(params, init, match):
+    with pytest.raises(ValueError, match=match):
+        from_network(LQR, lambda p, o: p["K"] @ o, params, init=init)

@@ -10,8 +10,10 @@ the logits (shape ``(num_actions,)``). Any JAX function fits:
   equinox:     ``params, static = eqx.partition(model, eqx.is_array)``,
                ``apply = lambda p, o: eqx.combine(p, static)(o)``.
 
-The policy's parameters are ``{"network": params}`` (plus ``"log_sigma"`` when sigma is
-learned): ``estimate_gradient``, training and checkpoints see that pytree. As for every
+Instead of ``params``, ``init=`` may give a function ``init(key) -> params`` (with
+flax.linen ``lambda key: module.init(key, obs)``), so that each seed starts from its own
+draw. The policy's parameters are ``{"network": params}`` (plus ``"log_sigma"`` when
+sigma is learned): ``estimate_gradient``, training and checkpoints see that pytree. As for every
 policy, the weak derivative is taken of the action distribution and the chain rule to
 the network's parameters goes through ``jax.vjp`` of ``apply``.
 """
@@ -28,19 +30,23 @@ from weakpg._src.envs.base import Environment
 from weakpg._src.policies import Array, Params, Policy, _GaussianPolicy, _SoftmaxPolicy
 
 Apply = Callable[[Params, Array], Array]
+Init = Callable[[Array], Params]
+
+
+def _fixed(params: Params) -> Init:
+    return lambda key: params
 
 
 class NetworkGaussian(_GaussianPolicy):
     """N(apply(params, obs), diag(sigma^2)); see ``from_network``."""
 
-    def __init__(self, env: Environment, apply: Apply, params: Params, *, sigma: float | Array,
+    def __init__(self, env: Environment, apply: Apply, init: Init, *, sigma: float | Array,
                  learn_sigma: bool, squash: str | None):
         super().__init__(env, sigma, learn_sigma, squash)
-        self.apply, self.network_params = apply, params
+        self.apply, self.network_init = apply, init
 
     def init(self, key: Array) -> Params:
-        del key  # the network's initial parameters are given
-        return self._init_sigma({"network": self.network_params})
+        return self._init_sigma({"network": self.network_init(key)})
 
     def mean(self, params: Params, obs: Array) -> Array:
         return self.apply(params["network"], obs)
@@ -49,13 +55,12 @@ class NetworkGaussian(_GaussianPolicy):
 class NetworkSoftmax(_SoftmaxPolicy):
     """softmax(apply(params, obs)); see ``from_network``."""
 
-    def __init__(self, env: Environment, apply: Apply, params: Params):
+    def __init__(self, env: Environment, apply: Apply, init: Init):
         super().__init__(env)
-        self.apply, self.network_params = apply, params
+        self.apply, self.network_init = apply, init
 
     def init(self, key: Array) -> Params:
-        del key
-        return {"network": self.network_params}
+        return {"network": self.network_init(key)}
 
     def logits(self, params: Params, obs: Array) -> Array:
         return self.apply(params["network"], obs)
@@ -74,8 +79,9 @@ def _check_params(params: Params) -> None:
         validation.check_finite(name, leaf)
 
 
-def from_network(env: Environment, apply: Apply, params: Params, *, sigma: float | Array = 1.0,
-                 learn_sigma: bool = False, squash: str | None = None) -> Policy:
+def from_network(env: Environment, apply: Apply, params: Params | None = None, *,
+                 init: Init | None = None, sigma: float | Array = 1.0, learn_sigma: bool = False,
+                 squash: str | None = None) -> Policy:
     """A policy whose mean (continuous actions) or logits (discrete) is ``apply(params, obs)``.
 
     Continuous actions: pi(. | obs) = N(apply(params, obs), diag(sigma^2)), sigma learned
@@ -83,16 +89,28 @@ def from_network(env: Environment, apply: Apply, params: Params, *, sigma: float
     into the environment's bounds, as for ``LinearGaussian``. Discrete actions:
     pi(. | obs) = softmax(apply(params, obs)) (``sigma`` is unused there). The policy's
     parameters are ``{"network": params}`` (+ ``"log_sigma"``); ``policy.init(key)``
-    returns them for every key.
+    returns them for every key. Give ``init`` instead of ``params``, a function of a PRNG
+    key to the network's parameters, and ``policy.init(key)`` is ``{"network": init(key)}``
+    (+ ``"log_sigma"``): each training seed then starts from its own network.
 
-    Raises ValueError when ``apply`` is not callable, ``params`` holds anything but
-    finite float arrays, or ``apply(params, obs)`` on an observation of ``env`` does not
+    Raises ValueError when neither or both of ``params`` and ``init`` are given,
+    ``apply`` or ``init`` is not callable, the parameters hold anything but finite float
+    arrays, or ``apply(params, obs)`` on an observation of ``env`` does not
     give the shape the actions need.
     """
     if not isinstance(env, Environment):
         raise ValueError(f"env must be a weakpg Environment (see weakpg.envs.make), got {env!r}")
     if not callable(apply):
         raise ValueError(f"apply must be a function apply(params, obs), got {apply!r:.80}")
+    if (params is None) == (init is None):
+        raise ValueError("give the network's initial parameters as params or as a function "
+                         "init(key) -> params, exactly one of the two")
+    if init is None:
+        init = _fixed(params)
+    elif not callable(init):
+        raise ValueError(f"init must be a function init(key) -> params, got {init!r:.80}")
+    else:
+        params = init(jax.random.key(0))
     _check_params(params)
     if env.discrete:
         if learn_sigma or squash is not None:
@@ -113,5 +131,5 @@ def from_network(env: Environment, apply: Apply, params: Params, *, sigma: float
     if not jnp.issubdtype(out.dtype, jnp.floating):
         raise ValueError(f"apply(params, obs) must give floats (the {what}), got dtype {out.dtype}")
     if env.discrete:
-        return NetworkSoftmax(env, apply, params)
-    return NetworkGaussian(env, apply, params, sigma=sigma, learn_sigma=learn_sigma, squash=squash)
+        return NetworkSoftmax(env, apply, init)
+    return NetworkGaussian(env, apply, init, sigma=sigma, learn_sigma=learn_sigma, squash=squash)
