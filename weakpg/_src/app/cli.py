@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 import time
 from pathlib import Path
@@ -99,12 +100,16 @@ render_command.register(app)
 
 
 
-reproduce_app = typer.Typer(help="Reproduce the paper's learning_curves.", no_args_is_help=True)
+reproduce_app = typer.Typer(help="Reproduce the learning-curve studies: the paper's Pendulum, CartPole, and Brax tasks against PPO.", no_args_is_help=True)
 app.add_typer(reproduce_app, name="reproduce")
 
 
-def _add_reproduction(name: str, summary: str) -> None:
-    """Register ``weakpg reproduce <name>``, the study ``learning_curves.STUDIES[name]``."""
+def _add_reproduction(name: str, summary: str, module: str = "learning_curves") -> None:
+    """Register ``weakpg reproduce <name>``, the study ``<module>.STUDIES[name]``.
+
+    ``module`` is a module of ``weakpg._src.app.studies`` with ``STUDIES``, ``OUTPUT_FILES``
+    and ``reproduce(setup, out, quick=, seeds=, progress=, tensorboard=)``.
+    """
 
     def command(
         quick: bool = typer.Option(False, "--quick", help="A short budget (minutes on a laptop)."),
@@ -116,22 +121,22 @@ def _add_reproduction(name: str, summary: str) -> None:
                                          "files into its folder's tensorboard/ (pip install "
                                          "'weakpg[tensorboard]')."),
     ) -> None:
-        from weakpg._src.app.studies import learning_curves
-
+        study = importlib.import_module(f"weakpg._src.app.studies.{module}")
         seeds = seeds if seeds is not None else (3 if quick else 5)
         if out is None:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             out = Path("runs") / f"reproduce-{name}{'-quick' if quick else ''}-{stamp}"
         with one_line_errors():
-            setup = learning_curves.STUDIES[name]
+            setup = study.STUDIES[name]
             if env_steps is not None:
                 schema_checks.check_int_range("env_steps", env_steps, 1, schema_checks.MAX_ENV_STEPS)
                 setup = dataclasses.replace(setup, env_steps=env_steps, quick_env_steps=env_steps)
-            result = learning_curves.reproduce(setup, out, quick=quick, seeds=seeds,
-                                               progress=progress, tensorboard=tensorboard)
+            result = study.reproduce(setup, out, quick=quick, seeds=seeds, progress=progress,
+                                     tensorboard=tensorboard)
         typer.echo((out / "summary.md").read_text())
-        typer.echo(f"figures: {out / 'curves.png'} and {out / 'curves_discounted.png'}; "
-                   f"table: {out / 'curves.csv'}; {len(result['methods'])} methods x {seeds} seeds")
+        figures = " and ".join(str(out / f) for f in study.OUTPUT_FILES if f.endswith(".png"))
+        typer.echo(f"figures: {figures}; table: {out / 'curves.csv'}; "
+                   f"{len(result['methods'])} methods x {seeds} seeds")
 
     reproduce_app.command(name, help=summary)(command)
 
@@ -140,6 +145,10 @@ _add_reproduction("pendulum", "Pendulum-v1: PG-JD against PG-SF (with and withou
                   "the paper's Fig. 1.")
 _add_reproduction("cartpole", "CartPole-v1: PG-JD against PG-SF (with and without a roll-out baseline), "
                   "discrete actions.")
+_add_reproduction("reacher", "Brax reacher, an MLP policy: PG-JD (all coordinates and k = 1), PG-SF with "
+                  "a roll-out baseline and Brax's PPO (pip install 'weakpg[brax]').", "brax_curves")
+_add_reproduction("double-pendulum", "Brax inverted_double_pendulum, an MLP policy: PG-JD, PG-SF with a "
+                  "roll-out baseline and Brax's PPO (pip install 'weakpg[brax]').", "brax_curves")
 
 
 @app.command()
