@@ -98,6 +98,16 @@ def trained_run(tmp_path_factory) -> Callable[..., Path]:
     return run
 
 
+def read_events(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """tag -> [(step, value)] as tensorboard's reader gives them, in file order."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(folder))
+    accumulator.Reload()
+    return {tag: [(e.step, e.value) for e in accumulator.Scalars(tag)]
+            for tag in accumulator.Tags()["scalars"]}
+
+
 def snapshot(root: Path) -> dict[str, bytes]:
     """Every file and folder under ``root`` (hidden ones too), with the files' bytes."""
     return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else b"<dir>" for p in root.rglob("*")}

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import assert_reproduction_written
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from conftest import assert_reproduction_written, read_events
 from typer.testing import CliRunner
 
 from weakpg._src import driver, runs
@@ -26,14 +25,6 @@ TRAIN = ["train", "--batch-size", "32", "--eval-every", "1", "--policy", "linear
 TAGS = {"iteration", "wall_seconds", "discounted_return", "episode_return", "grad_norm", "grad_stderr_norm",
         "step_size", "env_steps_per_second"}
 MISSING = "error: --tensorboard needs tensorboardX: pip install 'weakpg[tensorboard]'"
-
-
-def read_events(folder: Path) -> dict[str, list[tuple[int, float]]]:
-    """tag -> [(step, value)] as tensorboard's reader gives them, in file order."""
-    accumulator = EventAccumulator(str(folder))
-    accumulator.Reload()
-    return {tag: [(e.step, e.value) for e in accumulator.Scalars(tag)]
-            for tag in accumulator.Tags()["scalars"]}
 
 
 def expected_events(run_dir: Path) -> dict[str, list[tuple[int, float]]]:

@@ -100,7 +100,8 @@ render_command.register(app)
 
 
 
-reproduce_app = typer.Typer(help="Reproduce the learning-curve studies: the paper's Pendulum, CartPole, and Brax tasks against PPO.", no_args_is_help=True)
+reproduce_app = typer.Typer(help="Reproduce the learning-curve studies: the paper's Pendulum, CartPole, "
+                            "and Brax tasks against Brax's PPO.", no_args_is_help=True)
 app.add_typer(reproduce_app, name="reproduce")
 
 

@@ -43,8 +43,10 @@ def evaluate(agent: Any, env_id: str, *, episodes: int = 100, seed: int = 0,
         finally:
             env.close()
         returns, lengths = (np.array(column) for column in zip(*pairs))
-    else:
-        env = make(env_id)
+    else:  # the run's own environment (a Brax study's on its backend), else env_id's
+        from weakpg._src.app.loading import run_env_id
+
+        env = agent.env if env_id == run_env_id(agent.config) else make(env_id)
         ep.check_fits(agent, env, env_id)
         returns, lengths = ep.jax_episodes(agent, env, seeds, stochastic=stochastic)
         limit = env.max_episode_steps

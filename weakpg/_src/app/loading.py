@@ -21,25 +21,34 @@ from weakpg._src.agent import Agent
 from weakpg._src.app import settings
 
 
+def _fields(kind: type, value: Any, what: str) -> dict[str, Any]:
+    fields = {f.name for f in dataclasses.fields(kind)}
+    if not isinstance(value, dict) or set(value) != fields:
+        raise ValueError(f"its {what} must hold the fields {sorted(fields)}, got {value!r:.120}")
+    return value
+
+
 def _study_setup(flat: dict[str, Any]) -> Any:
-    """The ``StudySetup`` a run of ``weakpg reproduce`` records in its config.json."""
+    """The ``StudySetup`` (or ``BraxStudy``) a run of ``weakpg reproduce`` records in its config.json."""
+    if "study" in flat:
+        from weakpg._src.app.studies.brax_setups import BraxStudy, PPOSettings
+
+        study = _fields(BraxStudy, flat["study"], "study")
+        return BraxStudy(**{**study, "hidden": tuple(study["hidden"]),
+                            "ppo": PPOSettings(**_fields(PPOSettings, study["ppo"], "study's ppo"))})
     from weakpg._src.app.studies.learning_setups import StudySetup
 
-    fields = {f.name for f in dataclasses.fields(StudySetup)}
-    setup = flat["setup"]
-    if not isinstance(setup, dict) or set(setup) != fields:
-        raise ValueError(f"its setup must hold the fields {sorted(fields)}, got {setup!r:.120}")
-    return StudySetup(**setup)
+    return StudySetup(**_fields(StudySetup, flat["setup"], "setup"))
 
 
 def run_config(run_dir: Path) -> Any:
-    """The settings of a run folder: a ``RunConfig`` (``weakpg train``), a ``StudySetup``
-    (``weakpg reproduce``), or None when it has no config.json (``weakpg.train.train``)."""
+    """The settings of a run folder: a ``RunConfig`` (``weakpg train``), a ``StudySetup`` or
+    ``BraxStudy`` (``weakpg reproduce``), or None when it has no config.json (``weakpg.train.train``)."""
     if not (run_dir / runs.CONFIG_FILE).exists():
         return None
     flat = runs.open_run(run_dir)
     try:
-        if "method" in flat and "setup" in flat:
+        if "method" in flat and ("setup" in flat or "study" in flat):
             return _study_setup(flat)
         return settings.from_dict(flat, complete=True)
     except (ValueError, TypeError) as error:
@@ -55,13 +64,13 @@ def run_env_id(config: Any) -> str | None:
 
 def _build(config: Any, env: Any, policy: Any) -> tuple[Any, Any]:
     """The run's environment and policy, each unless given."""
-    from weakpg._src.envs.registry import make
-
     if isinstance(config, settings.RunConfig):
         if policy is None:
             return settings.build(config, env)
+        from weakpg._src.envs.registry import make
+
         return (make(config.env) if env is None else env), policy
-    env = make(config.env_id) if env is None else env
+    env = config.make_env() if env is None else env
     return env, config.make_policy(env) if policy is None else policy
 
 

@@ -55,11 +55,12 @@ def require() -> None:
 def scalars(rows: Sequence[Row], k: int) -> dict[str, float]:
     """The points of row ``k`` of ``rows``: tag -> value, each finite.
 
-    Every ``TAGS`` column of the row, and ``env_steps_per_second`` from row k - 1 to row k
+    Every ``TAGS`` column the row holds (a Brax study's PPO rows hold no discounted return
+    and no gradient norms), and ``env_steps_per_second`` from row k - 1 to row k
     when k > 0 and the wall-clock advanced.
     """
     row = rows[k]
-    points = {tag: float(row[tag]) for tag in TAGS if tag != RATE}
+    points = {tag: float(row[tag]) for tag in TAGS if tag != RATE and tag in row}
     if k > 0 and row["wall_seconds"] > rows[k - 1]["wall_seconds"]:
         points[RATE] = (row[STEP] - rows[k - 1][STEP]) / (row["wall_seconds"] - rows[k - 1]["wall_seconds"])
     return {tag: value for tag, value in points.items() if math.isfinite(value)}

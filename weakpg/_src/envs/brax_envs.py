@@ -16,6 +16,8 @@ Brax's swimmer has only "generalized", whose fluid model brax 0.14.2 writes with
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 from typing import Any
 
@@ -33,9 +35,15 @@ DEFAULT_BACKEND = "spring"
 EPISODE_STEPS = 1000
 
 
-def _brax_envs() -> Any:
+def brax_envs() -> Any:
+    """``brax.envs``, or ValueError naming the extra.
+
+    MuJoCo's mjx, which Brax imports, prints two lines to stdout when NVIDIA's warp is
+    not installed; they are kept out of weakpg's output.
+    """
     try:
-        from brax import envs
+        with contextlib.redirect_stdout(io.StringIO()):
+            from brax import envs
     except ImportError:
         raise ValueError("brax environments need Brax: pip install 'weakpg[brax]'") from None
     return envs
@@ -51,7 +59,7 @@ class BraxEnvironment(Environment):
         self.name, self.backend = name, backend
         with warnings.catch_warnings():  # Brax's notice, on every model load, that it is unmaintained
             warnings.filterwarnings("ignore", "Brax System", UserWarning)
-            self._env = _brax_envs().get_environment(name, backend=backend)
+            self._env = brax_envs().get_environment(name, backend=backend)
         self.action_shape = (int(self._env.action_size),)
         self.action_low = -jnp.ones(self.action_shape)
         self.action_high = jnp.ones(self.action_shape)

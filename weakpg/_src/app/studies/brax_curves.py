@@ -24,8 +24,13 @@ from weakpg._src.app import plotting
 from weakpg._src.app import tensorboard as event_files
 from weakpg._src.app.studies.base import markdown_table
 from weakpg._src.app.studies.brax_ppo import PPO_FIELDS, train_ppo
-from weakpg._src.app.studies.brax_setups import (INVERTED_DOUBLE_PENDULUM, PPO_LABEL, PPO_SLUG,
-                                                 REACHER, BraxStudy)
+from weakpg._src.app.studies.brax_setups import (
+    INVERTED_DOUBLE_PENDULUM,
+    PPO_LABEL,
+    PPO_SLUG,
+    REACHER,
+    BraxStudy,
+)
 from weakpg._src.driver import train_seeds
 from weakpg._src.envs.brax_envs import EPISODE_STEPS, BraxEnvironment
 from weakpg._src.gradients import make_gradient_estimator
@@ -34,6 +39,7 @@ CURVE_FIELDS = ("method", "seed", "env_steps", "wall_seconds", "episode_return")
 OUTPUT_FILES = ("runs", "curves.csv", "curves.png", "curves_wall.png", "summary.md")
 STUDIES = {"reacher": REACHER, "double-pendulum": INVERTED_DOUBLE_PENDULUM}
 Row = dict[str, Any]
+_CACHE_OFF = "off: PPO builds its programs anew on every call, so its timed runs include compiling"
 
 
 def value_at(rows: Sequence[Row], x: str, at: float) -> float:
@@ -60,7 +66,8 @@ def compare(curves: dict[str, list[list[Row]]]) -> dict[str, Any]:
     "final", "final_band", "at_seconds", "at_seconds_band", "wall_seconds"}, "best_final",
     "best_at_seconds"}.
     """
-    seconds = min(float(np.mean([run[-1]["wall_seconds"] for run in runs_])) for runs_ in curves.values())
+    seconds = min(float(np.mean([run[-1]["wall_seconds"] for run in method_runs]))
+                  for method_runs in curves.values())
     table = {}
     for label, runs_ in curves.items():
         final, final_band = mean_and_halfwidth([run[-1]["episode_return"] for run in runs_])
@@ -100,9 +107,9 @@ def _summary(study: BraxStudy, env: BraxEnvironment, quick: bool, seeds: int, re
         "evaluations included. Each method first ran once untimed (seed 0, discarded), so that "
         "the timed runs find their programs compiled; the table gives that run's extra time as "
         "its compiling time. JAX's persistent compilation cache was "
-        f"{'on' if result['compilation_cache'] else 'off: PPO builds its programs anew on every call, so its timed runs include compiling'}"
-        ". Every evaluation is the mean 1000-step return of the mean action over "
-        f"{study.eval_episodes} episodes (weakpg's evaluator; Brax's for PPO, deterministic).",
+        f"{'on' if result['compilation_cache'] else _CACHE_OFF}. Every evaluation is the mean "
+        f"1000-step return of the mean action over {study.eval_episodes} episodes (weakpg's "
+        "evaluator; Brax's for PPO, deterministic).",
         "",
         f"weakpg: an MLP {'x'.join(map(str, study.hidden))} (tanh) through `from_network` and flax, "
         f"sigma {study.sigma:g} fixed, gamma {study.gamma:g}, batch {study.batch_size}, "
@@ -131,7 +138,8 @@ def _summary(study: BraxStudy, env: BraxEnvironment, quick: bool, seeds: int, re
         "",
         f"At equal env steps {result['best_final']} ends highest; "
         f"{_apart(table, result['best_final'], 'final')}. At equal wall-clock "
-        f"{result['best_at_seconds']} stands highest; {_apart(table, result['best_at_seconds'], 'at_seconds')}.",
+        f"{result['best_at_seconds']} stands highest; "
+        f"{_apart(table, result['best_at_seconds'], 'at_seconds')}.",
         "",
         "Curves: `curves.png` (return against env steps) and `curves_wall.png` (against wall-clock), "
         "the mean across seeds with a 95% band; the numbers are in `curves.csv`, each run in `runs/`.",
@@ -142,7 +150,7 @@ def _summary(study: BraxStudy, env: BraxEnvironment, quick: bool, seeds: int, re
 
 def _check(study: BraxStudy) -> tuple[BraxEnvironment, Any]:
     """The environment and policy, every method's settings checked before any work."""
-    env = BraxEnvironment(study.name, backend=study.backend)
+    env = study.make_env()
     policy = study.make_policy(env)
     for method in study.methods():
         config = study.train_config(method, 0, quick=False, action_dim=env.action_shape[0])

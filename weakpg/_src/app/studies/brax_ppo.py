@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from weakpg._src.app.studies.brax_setups import BraxStudy
-from weakpg._src.envs.brax_envs import EPISODE_STEPS
+from weakpg._src.envs.brax_envs import EPISODE_STEPS, brax_envs
 
 PPO_FIELDS = ("iteration", "env_steps", "wall_seconds", "episode_return")
 
@@ -38,7 +38,8 @@ def _jax_for_brax() -> Iterator[None]:
     def device_put_replicated(x: Any, devices: list[Any]) -> Any:
         stacked = jax.tree.map(lambda leaf: jnp.stack([jnp.asarray(leaf)] * len(devices)), x)
         mesh = jax.sharding.Mesh(np.array(devices), ("devices",))
-        return jax.device_put(stacked, jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("devices")))
+        sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("devices"))
+        return jax.device_put(stacked, sharding)
 
     had = "device_put_replicated" in vars(jax)
     old = vars(jax).get("device_put_replicated")
@@ -59,7 +60,7 @@ def train_ppo(study: BraxStudy, *, seed: int, quick: bool) -> list[dict[str, flo
     ``study.evaluations`` (``quick_evaluations``) evaluations, the first before training.
     Rows hold ``PPO_FIELDS``; "iteration" counts the evaluations.
     """
-    from brax import envs
+    envs = brax_envs()
     from brax.training.agents.ppo import train as ppo
 
     with warnings.catch_warnings():  # Brax's notice, on every model load, that it is unmaintained

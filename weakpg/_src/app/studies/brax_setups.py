@@ -127,7 +127,8 @@ class BraxStudy:
             validation.check_positive_int(name, getattr(self, name))
         if not self.hidden or any(int(w) != w or w < 1 for w in self.hidden):
             raise ValueError(f"hidden must be positive layer widths, got {self.hidden!r}")
-        self.train_config(self.methods()[0], 0, quick=False)  # TrainConfig checks the rest
+        for method in self.methods():  # TrainConfig checks the rest
+            self.train_config(method, 0, quick=False)
 
     def budget(self, quick: bool) -> int:
         """Environment steps per run."""
@@ -159,12 +160,23 @@ class BraxStudy:
 
     def train_config(self, method: Method, seed: int, *, quick: bool, action_dim: int = 1) -> TrainConfig:
         """The ``TrainConfig`` of one weakpg run (it validates the optimisation fields)."""
-        return TrainConfig(
+        config = TrainConfig(
             estimator=method.estimator, baseline=method.baseline, coordinates=method.coordinates,
             gamma=self.gamma, batch_size=self.batch_size, optimizer=self.optimizer, lr=self.lr,
             max_grad_norm=self.max_grad_norm, seed=seed, iterations=None,
-            env_steps=self.budget(quick), eval_every=self.eval_every(method, action_dim, quick),
-            eval_episodes=self.eval_episodes)
+            env_steps=self.budget(quick), eval_episodes=self.eval_episodes)
+        return dataclasses.replace(config, eval_every=self.eval_every(method, action_dim, quick))
+
+    @property
+    def env_id(self) -> str:
+        """The id ``weakpg.envs.make`` takes (with ``backend=``)."""
+        return f"brax:{self.name}"
+
+    def make_env(self) -> Environment:
+        """The study's Brax environment on its backend."""
+        from weakpg._src.envs.brax_envs import BraxEnvironment
+
+        return BraxEnvironment(self.name, backend=self.backend)
 
     def make_policy(self, env: Environment) -> Policy:
         """``from_network`` of the flax MLP, each seed's network drawn from its own key."""

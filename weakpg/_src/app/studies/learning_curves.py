@@ -23,7 +23,6 @@ from weakpg._src.app import plotting
 from weakpg._src.app import tensorboard as event_files
 from weakpg._src.app.studies.learning_setups import CARTPOLE, METHODS, PENDULUM, StudySetup
 from weakpg._src.driver import train_seeds
-from weakpg._src.envs.gymnax_envs import GymnaxEnvironment
 from weakpg._src.policies import Policy, Softmax
 
 CURVE_FIELDS = ("method", "seed", "iteration", "env_steps", "wall_seconds", "discounted_return",
@@ -164,7 +163,7 @@ def reproduce(setup: StudySetup, out_dir: str | Path, *, quick: bool, seeds: int
     out_dir = Path(out_dir)
     runs.check_output_folder(out_dir, OUTPUT_FILES)
     setup.train_config(METHODS[0], 0, setup.budget(quick))  # checks the settings before any work
-    env = GymnaxEnvironment(setup.env_id)
+    env = setup.make_env()
     policy = setup.make_policy(env)
     budget = setup.budget(quick)
     greedy = f"return of the {_greedy_action(policy)} ({setup.episode_length} steps)"

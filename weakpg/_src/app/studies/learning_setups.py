@@ -104,6 +104,12 @@ class StudySetup:
         """Environment steps per run."""
         return self.quick_env_steps if quick else self.env_steps
 
+    def make_env(self) -> Environment:
+        """The study's environment, without time limit."""
+        from weakpg._src.envs.gymnax_envs import GymnaxEnvironment
+
+        return GymnaxEnvironment(self.env_id)
+
     def make_policy(self, env: Environment) -> Policy:
         """Softmax over discrete actions, else ``LinearGaussian`` (each validates its fields)."""
         if env.discrete:

@@ -1,0 +1,217 @@
+"""The Brax learning studies: the comparison at equal env steps and wall-clock, the settings, a quick run.
+
+The quick reacher run (``weakpg reproduce reacher --quick``) compiles four programs, each
+tens of seconds on a CPU; it runs once for the module, from JAX's persistent cache when
+that holds them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import dataclasses
+import math
+import sys
+
+import numpy as np
+import pytest
+from conftest import fails_cleanly, read_events
+from typer.testing import CliRunner
+
+from weakpg._src import runs
+from weakpg._src.app.cli import app
+from weakpg._src.app.studies.brax_curves import OUTPUT_FILES, compare, mean_and_halfwidth, value_at
+from weakpg._src.app.studies.brax_setups import INVERTED_DOUBLE_PENDULUM, PPO_LABEL, REACHER, PPOSettings
+
+SEEDS = 2
+LABELS = ("PG-JD", "PG-JD, k = 1", "PG-SF + rollout baseline", PPO_LABEL)
+
+
+def _run(points):
+    """Rows of one run from (env_steps, wall_seconds, episode_return) triples."""
+    return [{"iteration": i, "env_steps": x, "wall_seconds": t, "episode_return": y}
+            for i, (x, t, y) in enumerate(points)]
+
+
+def test_value_at_is_the_last_evaluation_by_then_and_the_initial_policy_before():
+    run = _run([(0, 0.5, -10.0), (100, 2.0, -5.0), (200, 4.0, -1.0)])
+    assert value_at(run, "wall_seconds", 3.9) == -5.0
+    assert value_at(run, "wall_seconds", 4.0) == -1.0
+    assert value_at(run, "wall_seconds", 0.1) == -10.0  # before any evaluation: the initial policy
+    assert value_at(run, "env_steps", 150) == -5.0
+
+
+def test_mean_and_halfwidth_is_1_96_standard_errors():
+    mean, half = mean_and_halfwidth([1.0, 3.0])
+    assert mean == 2.0 and half == pytest.approx(1.96 * math.sqrt(2.0) / math.sqrt(2))
+    assert math.isnan(mean_and_halfwidth([4.0])[1])
+
+
+def test_compare_reads_every_method_at_the_shortest_mean_run_time():
+    fast = [_run([(0, 0.0, -10.0), (100, 1.0, -6.0), (200, 2.0, -4.0)]),
+            _run([(0, 0.0, -10.0), (100, 1.5, -8.0), (200, 4.0, -2.0)])]  # mean run time 3 s
+    slow = [_run([(0, 0.0, -10.0), (100, 2.9, -3.0), (200, 8.0, -1.0)])]  # 8 s
+    result = compare({"fast": fast, "slow": slow})
+    assert result["seconds"] == 3.0
+    e = result["methods"]["fast"]
+    assert (e["final"], e["env_steps"], e["wall_seconds"]) == (-3.0, 200, 3.0)
+    assert e["at_seconds"] == pytest.approx(np.mean([-4.0, -8.0]))  # seed 2 had not reached 4 s
+    assert e["final_band"] == pytest.approx(1.96 * np.std([-4.0, -2.0], ddof=1) / math.sqrt(2))
+    assert result["methods"]["slow"]["at_seconds"] == -3.0
+    assert result["best_final"] == "slow" and result["best_at_seconds"] == "slow"
+
+
+def test_ppo_is_brax_s_published_settings_with_num_envs_and_batch_size_scaled():
+    published = dataclasses.asdict(REACHER.ppo)
+    kwargs = REACHER.ppo.train_kwargs()
+    assert kwargs["num_envs"] == 2048 // 32 and kwargs["batch_size"] == 256 // 32
+    assert {k: v for k, v in kwargs.items() if k not in ("num_envs", "batch_size")} == {
+        k: v for k, v in published.items()
+        if k not in ("num_envs", "batch_size", "scale", "published_env_steps")}
+    assert REACHER.ppo.env_steps_per_update() == 8 * 32 * 50 * 4
+    assert INVERTED_DOUBLE_PENDULUM.ppo.env_steps_per_update() == 64 * 32 * 5 * 1
+    with pytest.raises(ValueError, match="PPO num_envs 2048 must be divisible by scale 3"):
+        PPOSettings(**{**published, "scale": 3})
+
+
+def test_methods_and_evaluation_spacing():
+    assert [m.label for m in REACHER.methods()] == list(LABELS[:3])
+    assert [m.coordinates for m in REACHER.methods()] == [None, 1, None]
+    assert [m.label for m in INVERTED_DOUBLE_PENDULUM.methods()] == ["PG-JD", "PG-SF + rollout baseline"]
+    jd, jd1, sf = REACHER.methods()
+    # (gamma + branches) / (1 - gamma): PG-JD on d = 2 runs 4 branches, k = 1 and PG-SF two.
+    assert REACHER.steps_per_sample(jd, 2) == pytest.approx(4.95 / 0.05)
+    assert REACHER.steps_per_sample(jd1, 2) == REACHER.steps_per_sample(sf, 2) == pytest.approx(2.95 / 0.05)
+    # 3M env steps in 20 evaluations of 128-sample iterations of 99 steps a sample.
+    assert REACHER.eval_every(jd, 2, quick=False) == round(3_000_000 / (20 * 128 * 99))
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"hidden": ()}, "hidden must be positive layer widths"),
+    ({"hidden": (64, 0)}, "hidden must be positive layer widths"),
+    ({"env_steps": 0}, "env_steps"),
+    ({"evaluations": 0}, "evaluations"),
+    ({"coordinates": 0}, "coordinates"),
+    ({"lr": -1.0}, "lr"),
+    ({"gamma": 1.0}, "gamma"),
+])
+def test_bad_study_settings_are_refused(change, match):
+    with pytest.raises(ValueError, match=match):
+        dataclasses.replace(REACHER, **change)
+
+
+@pytest.fixture(scope="module")
+def quick_reacher(tmp_path_factory, persistent_compilation_cache):
+    out = tmp_path_factory.mktemp("reacher") / "quick"
+    result = CliRunner().invoke(app, ["reproduce", "reacher", "--quick", "--seeds", str(SEEDS),
+                                      "--tensorboard", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def _metrics(run_dir):
+    with open(run_dir / runs.METRICS_FILE, newline="") as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def test_quick_reacher_writes_every_run_figures_and_a_summary(quick_reacher):
+    out, output = quick_reacher
+    assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES)
+    slugs = ("pg-jd", "pg-jd-k1", "pg-sf-rollout", "ppo")
+    assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(
+        f"{slug}__seed{seed}" for slug in slugs for seed in range(SEEDS))
+    summary = (out / "summary.md").read_text()
+    assert summary in output
+    for label in LABELS:
+        assert f"| {label} | " in summary
+    assert "Compiling (s)" in summary and "JAX's persistent compilation cache was on" in summary
+    for png in ("curves.png", "curves_wall.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_quick_reacher_runs_spend_equal_budgets(quick_reacher):
+    out, _ = quick_reacher
+    budget = REACHER.quick_env_steps
+    for method in REACHER.methods():
+        for seed in range(SEEDS):
+            rows = _metrics(out / "runs" / f"{method.slug}__seed{seed}")
+            per_iteration = REACHER.batch_size * REACHER.steps_per_sample(method, 2)
+            # The run stops after the iteration that spends the budget: within 3 iterations' worth.
+            assert budget <= rows[-1]["env_steps"] < budget + 3 * per_iteration
+            assert len(rows) >= REACHER.quick_evaluations
+    per_update = REACHER.ppo.env_steps_per_update()
+    for seed in range(SEEDS):
+        rows = _metrics(out / "runs" / f"ppo__seed{seed}")
+        # Brax rounds the budget up to whole updates: one per evaluation after the first.
+        assert [r["env_steps"] for r in rows] == [i * per_update for i in range(REACHER.quick_evaluations)]
+        assert all(np.isfinite(r["episode_return"]) for r in rows)
+
+
+def test_quick_reacher_env_steps_per_sample_are_the_expected_geometric_lengths(quick_reacher):
+    """Mean env steps per gradient sample: (gamma + branches) / (1 - gamma), within 4 standard errors."""
+    out, _ = quick_reacher
+    for method in REACHER.methods():
+        per_sample = []
+        for seed in range(SEEDS):
+            rows = _metrics(out / "runs" / f"{method.slug}__seed{seed}")
+            steps, its = np.diff([r["env_steps"] for r in rows]), np.diff([r["iteration"] for r in rows])
+            per_sample += list(steps / (its * REACHER.batch_size))
+        per_sample = np.asarray(per_sample)
+        stderr = per_sample.std(ddof=1) / math.sqrt(len(per_sample))
+        expected = REACHER.steps_per_sample(method, 2)
+        assert abs(per_sample.mean() - expected) <= 4 * stderr, (method, per_sample.mean(), stderr)
+
+
+def test_quick_reacher_curves_csv_holds_every_evaluation_of_every_run(quick_reacher):
+    out, _ = quick_reacher
+    with open(out / "curves.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["method"] for r in rows} == set(LABELS)
+    for r in rows:
+        slug = {m.label: m.slug for m in REACHER.methods()}.get(r["method"], "ppo")
+        metrics = _metrics(out / "runs" / f"{slug}__seed{r['seed']}")
+        assert float(r["episode_return"]) in [m["episode_return"] for m in metrics]
+
+
+def test_quick_reacher_event_files_hold_each_run_s_returns(quick_reacher):
+    out, _ = quick_reacher
+    for slug in ("pg-jd", "ppo"):
+        run_dir = out / "runs" / f"{slug}__seed1"
+        events = read_events(run_dir / "tensorboard")
+        metrics = _metrics(run_dir)
+        assert [step for step, _ in events["episode_return"]] == [int(r["env_steps"]) for r in metrics]
+        np.testing.assert_allclose([v for _, v in events["episode_return"]],
+                                   [r["episode_return"] for r in metrics], rtol=1e-6)
+
+
+def test_a_rerun_into_the_result_is_refused(quick_reacher):
+    out, _ = quick_reacher
+    fails_cleanly(["reproduce", "reacher", "--quick", "--out", str(out)], out.parent, "already holds")
+
+
+def test_without_brax_the_study_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "brax", None)
+    fails_cleanly(["reproduce", "double-pendulum", "--quick", "--out", str(tmp_path / "x")], tmp_path,
+                  "pip install 'weakpg[brax]'")
+
+
+def test_a_bad_seed_count_is_refused_before_anything_is_written(tmp_path):
+    fails_cleanly(["reproduce", "reacher", "--quick", "--seeds", "0", "--out", str(tmp_path / "x")],
+                  tmp_path, "seeds must be")
+
+
+
+def test_a_study_run_loads_and_evaluates_like_any_run(quick_reacher):
+    import weakpg
+
+    out, _ = quick_reacher
+    run_dir = out / "runs" / "pg-jd-k1__seed1"
+    agent = weakpg.load(run_dir)
+    assert repr(agent.env) == "BraxEnvironment('reacher', backend='spring')"
+    assert agent.config == REACHER and agent.env_steps == _metrics(run_dir)[-1]["env_steps"]
+    obs = np.zeros((3, 11), np.float32)
+    assert agent.act(obs).shape == (3, 2)
+    result = CliRunner().invoke(app, ["evaluate", str(run_dir), "--episodes", "2"])
+    assert result.exit_code == 0, result.output
+    evaluation = json.loads((run_dir / "evaluation.json").read_text())
+    assert len(evaluation["returns"]) == 2 and all(np.isfinite(evaluation["returns"]))
