@@ -8,8 +8,8 @@ that holds them.
 from __future__ import annotations
 
 import csv
-import json
 import dataclasses
+import json
 import math
 import sys
 

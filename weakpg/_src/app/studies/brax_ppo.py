@@ -57,7 +57,8 @@ def train_ppo(study: BraxStudy, *, seed: int, quick: bool) -> list[dict[str, flo
     """Train Brax's PPO on ``study``'s task from ``seed``; one row per evaluation.
 
     Runs ``study.budget(quick)`` env steps (Brax rounds up to whole training steps) with
-    ``study.evaluations`` (``quick_evaluations``) evaluations, the first before training.
+    about ``study.evaluations`` (``quick_evaluations``) evaluations, the first before
+    training (``PPOSettings.num_evals``).
     Rows hold ``PPO_FIELDS``; "iteration" counts the evaluations.
     """
     envs = brax_envs()
@@ -77,10 +78,11 @@ def train_ppo(study: BraxStudy, *, seed: int, quick: bool) -> list[dict[str, flo
         rows.append({"iteration": len(rows), "env_steps": int(env_steps),
                      "wall_seconds": time.perf_counter() - start, "episode_return": episode_return})
 
+    budget = study.budget(quick)
+    evaluations = study.quick_evaluations if quick else study.evaluations
     with _jax_for_brax():
-        ppo.train(environment=env, num_timesteps=study.budget(quick),
-                  num_evals=study.quick_evaluations if quick else study.evaluations,
-                  episode_length=EPISODE_STEPS, normalize_observations=True,
+        ppo.train(environment=env, num_timesteps=budget,
+                  num_evals=study.ppo.num_evals(budget, evaluations), episode_length=EPISODE_STEPS, normalize_observations=True,
                   num_eval_envs=study.eval_episodes, deterministic_eval=True, seed=seed,
                   progress_fn=progress, **study.ppo.train_kwargs())
     return rows
