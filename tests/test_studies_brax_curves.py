@@ -74,6 +74,20 @@ def test_ppo_is_brax_s_published_settings_with_num_envs_and_batch_size_scaled():
         PPOSettings(**{**published, "scale": 3})
 
 
+@pytest.mark.parametrize("study, budget, evaluations, num_evals, spent", [
+    (REACHER, 3_000_000, 20, 21, 60 * 51_200),  # 59 updates are needed; 20 epochs of 3 spend 60
+    (REACHER, 100_000, 3, 3, 2 * 51_200),
+    (INVERTED_DOUBLE_PENDULUM, 2_000_000, 20, 29, 196 * 10_240),  # 196 = 28 epochs of 7, exactly
+])
+def test_ppo_evaluations_spend_the_budget_to_within_one_update(study, budget, evaluations, num_evals, spent):
+    assert study.ppo.num_evals(budget, evaluations) == num_evals
+    assert study.ppo.spent_env_steps(budget, evaluations) == spent
+    per_update = study.ppo.env_steps_per_update()
+    assert budget <= spent < budget + 2 * per_update
+    epochs = num_evals - 1  # what Brax's train spends: epochs of ceil(budget / (epochs * per_update))
+    assert epochs * math.ceil(budget / (epochs * per_update)) * per_update == spent
+
+
 def test_methods_and_evaluation_spacing():
     assert [m.label for m in REACHER.methods()] == list(LABELS[:3])
     assert [m.coordinates for m in REACHER.methods()] == [None, 1, None]
@@ -144,6 +158,7 @@ def test_quick_reacher_runs_spend_equal_budgets(quick_reacher):
         rows = _metrics(out / "runs" / f"ppo__seed{seed}")
         # Brax rounds the budget up to whole updates: one per evaluation after the first.
         assert [r["env_steps"] for r in rows] == [i * per_update for i in range(REACHER.quick_evaluations)]
+        assert rows[-1]["env_steps"] == REACHER.ppo.spent_env_steps(budget, REACHER.quick_evaluations)
         assert all(np.isfinite(r["episode_return"]) for r in rows)
 
 

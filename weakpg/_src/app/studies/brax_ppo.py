@@ -82,7 +82,7 @@ def train_ppo(study: BraxStudy, *, seed: int, quick: bool) -> list[dict[str, flo
     evaluations = study.quick_evaluations if quick else study.evaluations
     with _jax_for_brax():
         ppo.train(environment=env, num_timesteps=budget,
-                  num_evals=study.ppo.num_evals(budget, evaluations), episode_length=EPISODE_STEPS, normalize_observations=True,
-                  num_eval_envs=study.eval_episodes, deterministic_eval=True, seed=seed,
-                  progress_fn=progress, **study.ppo.train_kwargs())
+                  num_evals=study.ppo.num_evals(budget, evaluations), episode_length=EPISODE_STEPS,
+                  normalize_observations=True, num_eval_envs=study.eval_episodes,
+                  deterministic_eval=True, seed=seed, progress_fn=progress, **study.ppo.train_kwargs())
     return rows
