@@ -76,7 +76,10 @@ def compare(curves: dict[str, list[list[Row]]]) -> dict[str, Any]:
                         "wall_seconds": float(np.mean([run[-1]["wall_seconds"] for run in runs_])),
                         "final": final, "final_band": final_band,
                         "at_seconds": at, "at_seconds_band": at_band}
-    best = lambda field: max(table, key=lambda label: np.nan_to_num(table[label][field], nan=-np.inf))  # noqa: E731
+
+    def best(field: str) -> str:
+        return max(table, key=lambda label: table[label][field])
+
     return {"seconds": seconds, "methods": table, "best_final": best("final"),
             "best_at_seconds": best("at_seconds")}
 
