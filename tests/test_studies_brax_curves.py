@@ -114,13 +114,19 @@ def test_bad_study_settings_are_refused(change, match):
         dataclasses.replace(REACHER, **change)
 
 
-@pytest.fixture(scope="module")
-def quick_reacher(tmp_path_factory, persistent_compilation_cache):
-    out = tmp_path_factory.mktemp("reacher") / "quick"
+def test_quick_reacher_study_end_to_end(tmp_path, persistent_compilation_cache):
+    """``weakpg reproduce reacher --quick``, checked by each ``_check_*`` below.
+
+    One test, so that one worker compiles the study's programs (a module-scoped fixture
+    shared by several tests ran once per xdist worker).
+    """
+    out = tmp_path / "quick"
     result = CliRunner().invoke(app, ["reproduce", "reacher", "--quick", "--seeds", str(SEEDS),
                                       "--tensorboard", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    return out, result.output
+    for check in (_check_files_and_summary, _check_equal_budgets, _check_env_steps_per_sample,
+                  _check_curves_csv, _check_event_files, _check_rerun_refused, _check_load_and_evaluate):
+        check(out, result.output)
 
 
 def _metrics(run_dir):
@@ -128,8 +134,8 @@ def _metrics(run_dir):
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def test_quick_reacher_writes_every_run_figures_and_a_summary(quick_reacher):
-    out, output = quick_reacher
+def _check_files_and_summary(out, output):
+    """Every run folder, both figures, the table and the summary, which the command printed."""
     assert sorted(p.name for p in out.iterdir()) == sorted(OUTPUT_FILES)
     slugs = ("pg-jd", "pg-jd-k1", "pg-sf-rollout", "ppo")
     assert sorted(p.name for p in (out / "runs").iterdir()) == sorted(
@@ -143,8 +149,8 @@ def test_quick_reacher_writes_every_run_figures_and_a_summary(quick_reacher):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_quick_reacher_runs_spend_equal_budgets(quick_reacher):
-    out, _ = quick_reacher
+def _check_equal_budgets(out, output):
+    """Every run spends the quick budget: weakpg to within its last iterations, PPO in whole updates."""
     budget = REACHER.quick_env_steps
     for method in REACHER.methods():
         for seed in range(SEEDS):
@@ -162,9 +168,8 @@ def test_quick_reacher_runs_spend_equal_budgets(quick_reacher):
         assert all(np.isfinite(r["episode_return"]) for r in rows)
 
 
-def test_quick_reacher_env_steps_per_sample_are_the_expected_geometric_lengths(quick_reacher):
+def _check_env_steps_per_sample(out, output):
     """Mean env steps per gradient sample: (gamma + branches) / (1 - gamma), within 4 standard errors."""
-    out, _ = quick_reacher
     for method in REACHER.methods():
         per_sample = []
         for seed in range(SEEDS):
@@ -177,8 +182,8 @@ def test_quick_reacher_env_steps_per_sample_are_the_expected_geometric_lengths(q
         assert abs(per_sample.mean() - expected) <= 4 * stderr, (method, per_sample.mean(), stderr)
 
 
-def test_quick_reacher_curves_csv_holds_every_evaluation_of_every_run(quick_reacher):
-    out, _ = quick_reacher
+def _check_curves_csv(out, output):
+    """curves.csv holds the evaluations of every run folder."""
     with open(out / "curves.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert {r["method"] for r in rows} == set(LABELS)
@@ -188,8 +193,8 @@ def test_quick_reacher_curves_csv_holds_every_evaluation_of_every_run(quick_reac
         assert float(r["episode_return"]) in [m["episode_return"] for m in metrics]
 
 
-def test_quick_reacher_event_files_hold_each_run_s_returns(quick_reacher):
-    out, _ = quick_reacher
+def _check_event_files(out, output):
+    """tensorboard's reader finds each run's returns at its env steps, PPO's runs too."""
     for slug in ("pg-jd", "ppo"):
         run_dir = out / "runs" / f"{slug}__seed1"
         events = read_events(run_dir / "tensorboard")
@@ -199,8 +204,7 @@ def test_quick_reacher_event_files_hold_each_run_s_returns(quick_reacher):
                                    [r["episode_return"] for r in metrics], rtol=1e-6)
 
 
-def test_a_rerun_into_the_result_is_refused(quick_reacher):
-    out, _ = quick_reacher
+def _check_rerun_refused(out, output):
     fails_cleanly(["reproduce", "reacher", "--quick", "--out", str(out)], out.parent, "already holds")
 
 
@@ -216,10 +220,10 @@ def test_a_bad_seed_count_is_refused_before_anything_is_written(tmp_path):
 
 
 
-def test_a_study_run_loads_and_evaluates_like_any_run(quick_reacher):
+def _check_load_and_evaluate(out, output):
+    """A weakpg run of the study loads with weakpg.load and runs under weakpg evaluate."""
     import weakpg
 
-    out, _ = quick_reacher
     run_dir = out / "runs" / "pg-jd-k1__seed1"
     agent = weakpg.load(run_dir)
     assert repr(agent.env) == "BraxEnvironment('reacher', backend='spring')"
