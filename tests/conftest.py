@@ -23,6 +23,12 @@ from weakpg.testing import assert_unbiased
 A, B, Q, R, GAMMA = 0.9, 0.5, 1.0, 0.1, 0.9
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked ``long`` first: xdist hands them out before the short ones, so no
+    worker is left with minutes of one test after the other has finished."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 @pytest.fixture(scope="session")
 def lqr() -> LinearQuadratic:
     """A scalar, open-loop stable LQR whose optimum K* is far from K = 0."""

@@ -86,6 +86,7 @@ def test_terminal_state_is_absorbing_with_reward_zero(trajectories):
     assert not np.allclose(brax_obs[1, -1], obs[1, -1])  # Brax itself keeps moving
 
 
+@pytest.mark.long
 def test_pg_jd_and_pg_sf_agree(env):
     policy = weakpg.LinearGaussian(env, sigma=0.5)
     params = policy.init(jax.random.key(0))

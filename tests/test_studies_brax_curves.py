@@ -114,6 +114,7 @@ def test_bad_study_settings_are_refused(change, match):
         dataclasses.replace(REACHER, **change)
 
 
+@pytest.mark.long
 def test_quick_reacher_study_end_to_end(tmp_path, persistent_compilation_cache):
     """``weakpg reproduce reacher --quick``, checked by each ``_check_*`` below.
 
