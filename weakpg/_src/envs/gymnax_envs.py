@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from weakpg._src import validation
 from weakpg._src.envs.base import Array, Environment
@@ -34,18 +35,21 @@ def classic_control() -> types.ModuleType:
     """gymnax's classic-control package, imported without running ``gymnax/__init__``.
 
     ``import gymnax`` imports every gymnax environment and, with them, seaborn, matplotlib
-    and scipy (about 1 s: most of weakpg's start-up). The classic-control modules need only
-    gymnax's ``environment`` and ``spaces`` modules, so the two package modules above them
-    are bound, unexecuted, for the import and removed after it: a later ``import gymnax``
-    runs as usual and reuses the modules loaded here (same classes).
+    and scipy (about 1 s: most of weakpg's start-up); its ``environment`` module imports
+    ``flax.struct``, and ``import flax`` imports flax.linen (0.15 s). The classic-control
+    modules need only gymnax's ``environment`` and ``spaces`` modules and ``flax.struct``,
+    so the package modules above them are bound, unexecuted, for the import and removed
+    after it, and so are the flax modules loaded under them: a later ``import gymnax`` runs
+    as usual and reuses the classic-control modules loaded here (same classes), and a
+    later ``import flax`` is flax's own, whole.
     """
     if "gymnax" in sys.modules:
         return importlib.import_module(_CLASSIC_CONTROL)
-    spec = importlib.util.find_spec("gymnax")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("No module named 'gymnax'", name="gymnax")
-    root = list(spec.submodule_search_locations)
-    packages = {"gymnax": root, "gymnax.environments": [f"{path}/environments" for path in root]}
+    packages = {"gymnax": _search_path("gymnax")}
+    packages["gymnax.environments"] = [f"{path}/environments" for path in packages["gymnax"]]
+    if "flax" not in sys.modules:
+        packages["flax"] = _search_path("flax")
+    before = set(sys.modules)
     for name, path in packages.items():
         sys.modules[name] = types.ModuleType(name)
         sys.modules[name].__path__ = path
@@ -54,6 +58,17 @@ def classic_control() -> types.ModuleType:
     finally:
         for name in packages:
             del sys.modules[name]
+        if "flax" in packages:
+            for name in [m for m in set(sys.modules) - before if m.startswith("flax.")]:
+                del sys.modules[name]
+
+
+def _search_path(package: str) -> list[str]:
+    """Where ``package``'s modules are, found without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(f"No module named {package!r}", name=package)
+    return list(spec.submodule_search_locations)
 
 
 class EpisodicState(NamedTuple):
@@ -75,15 +90,16 @@ class GymnaxEnvironment(Environment):
         action_space = self._env.action_space(self._params)
         observation_space = self._env.observation_space(self._params)
         self.observation_shape = tuple(observation_space.shape)
-        self.observation_low = jnp.broadcast_to(observation_space.low, self.observation_shape)
-        self.observation_high = jnp.broadcast_to(observation_space.high, self.observation_shape)
+        # NumPy constants: built without compiling anything (a jnp op compiles one program).
+        self.observation_low = np.broadcast_to(observation_space.low, self.observation_shape)
+        self.observation_high = np.broadcast_to(observation_space.high, self.observation_shape)
         if isinstance(action_space, spaces.Discrete):
             self.action_shape, self.num_actions = (), int(action_space.n)
             self.action_low = self.action_high = None
         else:
             self.action_shape, self.num_actions = tuple(action_space.shape), None
-            self.action_low = jnp.broadcast_to(action_space.low, self.action_shape)
-            self.action_high = jnp.broadcast_to(action_space.high, self.action_shape)
+            self.action_low = np.broadcast_to(action_space.low, self.action_shape)
+            self.action_high = np.broadcast_to(action_space.high, self.action_shape)
         self._episodic = env_id not in _NEVER_TERMINATES
         self.max_episode_steps = int(self._params.max_steps_in_episode)
 
