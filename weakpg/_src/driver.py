@@ -79,6 +79,18 @@ def _compiled_chunk(env: Environment, policy: Policy, config: TrainConfig, episo
     return jax.jit(jax.vmap(chunk, (0, None)) if batched else chunk, compiler_options=options)
 
 
+@functools.lru_cache(maxsize=32)
+def _compiled_init(policy: Policy, config: TrainConfig, batched: bool) -> Callable[[Any], TrainState]:
+    """``init_state`` from a uint32 seed (a vector of them when ``batched``), one program.
+
+    Built eagerly, the initial state costs a compilation per operation.
+    """
+    def init(seed: jax.Array) -> TrainState:
+        return init_state(policy, config, key=jax.random.key(seed))
+
+    return jax.jit(jax.vmap(init) if batched else init)
+
+
 def _storable(state: TrainState) -> tuple[TrainState, str]:
     """The state with its PRNG key as raw uint32 data, and the key's implementation."""
     return state._replace(key=jax.random.key_data(state.key)), str(jax.random.key_impl(state.key))
@@ -184,14 +196,15 @@ def train_seeds(env: Environment, policy: Policy, config: TrainConfig, *, seeds:
     if dirs is not None and not resume:
         for d in dirs:
             d.mkdir(parents=True, exist_ok=True)
-    states = [init_state(policy, config, key=jax.random.key(s)) for s in seeds]
+    state = _compiled_init(policy, shared, batched)(np.asarray(seeds if batched else seeds[0], np.uint32))
     rows, offsets = [[] for _ in seeds], [0.0] * len(seeds)
     if resume:
+        states = [jax.tree.map(lambda x, i=i: x[i], state) for i in range(len(seeds))] if batched else [state]
         for i, d in enumerate(dirs):
             states[i], offsets[i], rows[i] = _load(d, states[i])
             if on_rows is not None and rows[i]:
                 on_rows(i, rows[i])
-    state = jax.tree.map(lambda *x: jnp.stack(x), *states) if batched else states[0]
+        state = jax.tree.map(lambda *x: jnp.stack(x), *states) if batched else states[0]
     h, start, stop = hyper(config), time.perf_counter(), False
 
     def spent(s: TrainState) -> np.ndarray:

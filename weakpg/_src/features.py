@@ -56,10 +56,10 @@ class RBF(Features):
         if centers.ndim != 2:
             raise ValueError(f"centers must have shape (C, obs_dim), got shape {centers.shape}")
         validation.check_array("width", width, low=0.0, low_open=True)
-        dtype = jnp.result_type(float)
-        self.centers = jnp.asarray(centers, dtype)
-        self.inv_width = 1.0 / jnp.broadcast_to(jnp.asarray(width, dtype), (centers.shape[1],))
-        self._axes = None if axes is None else tuple(jnp.asarray(a, dtype) for a in axes)
+        dtype = jnp.result_type(float)  # NumPy constants: nothing is compiled to build them
+        self.centers = centers.astype(dtype)
+        self.inv_width = 1.0 / np.broadcast_to(np.asarray(width, dtype), (centers.shape[1],))
+        self._axes = None if axes is None else tuple(np.asarray(a, dtype) for a in axes)
         self.dim = centers.shape[0] + 1
 
     @classmethod

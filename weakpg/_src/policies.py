@@ -70,7 +70,7 @@ class Policy(abc.ABC):
         return action
 
 
-def _make_features(features: str | Features, env: Environment, key: Array) -> Features:
+def _make_features(features: str | Features, env: Environment, key: Array | None) -> Features:
     if isinstance(features, Features):
         return features
     validation.check_choice("features", features, FEATURE_NAMES)
@@ -78,7 +78,7 @@ def _make_features(features: str | Features, env: Environment, key: Array) -> Fe
     if features == "identity":
         return Identity(env.observation_shape)
     if features == "fourier":
-        return Fourier.random(key, obs_dim, num_features=64)
+        return Fourier.random(jax.random.key(0) if key is None else key, obs_dim, num_features=64)
     low, high = getattr(env, "observation_low", None), getattr(env, "observation_high", None)
     # Spaces mark an unbounded axis by inf or by float32's largest value (CartPole's
     # velocities, in gymnax and gymnasium alike); a grid over such an axis cannot see it.
@@ -102,14 +102,14 @@ class _GaussianPolicy(Policy):
         validation.check_array("sigma", sigma, low=0.0, low_open=True)
         validation.check_choice("squash", squash, SQUASH_NAMES)
         self.action_shape = tuple(env.action_shape)
-        self.sigma = jnp.broadcast_to(jnp.asarray(sigma, jnp.result_type(float)), self.action_shape)
+        self.sigma = np.broadcast_to(np.asarray(sigma, jnp.result_type(float)), self.action_shape)
         self.learn_sigma = learn_sigma
         self.squash = squash
         if squash == "tanh":
             low, high = getattr(env, "action_low", None), getattr(env, "action_high", None)
             if low is None:
                 raise ValueError(f"squash='tanh' needs action bounds, which {env!r} does not declare")
-            self._low, self._high = jnp.asarray(low), jnp.asarray(high)
+            self._low, self._high = np.asarray(low), np.asarray(high)
 
     @abc.abstractmethod
     def mean(self, params: Params, obs: Array) -> Array:
@@ -157,7 +157,7 @@ class LinearGaussian(_GaussianPolicy):
                  features: str | Features = "identity", learn_sigma: bool = False,
                  squash: str | None = None, key: Array | None = None):
         super().__init__(env, sigma, learn_sigma, squash)
-        self.features = _make_features(features, env, jax.random.key(0) if key is None else key)
+        self.features = _make_features(features, env, key)
         (self.action_dim,) = self.action_shape
 
     def init(self, key: Array) -> Params:
@@ -243,7 +243,7 @@ class Softmax(_SoftmaxPolicy):
         super().__init__(env)
         self.num_states = getattr(env, "num_states", None)
         self.features = None if self.num_states is not None else _make_features(
-            features, env, jax.random.key(0) if key is None else key)
+            features, env, key)
 
     def init(self, key: Array) -> Params:
         del key
