@@ -82,17 +82,20 @@ def test_weak_derivative_and_score_function_agree(env_id, make_policy):
     assert max(float(jnp.max(jnp.abs(g))) for g in jax.tree.leaves(jd.mean)) > 0
 
 
-def test_making_an_env_skips_gymnax_heavy_imports_and_gymnax_still_imports():
-    """make() loads gymnax's classic control only; a later ``import gymnax`` is the usual one."""
+def test_making_an_env_skips_gymnax_and_flax_heavy_imports_and_both_still_import():
+    """make() loads gymnax's classic control only, and no flax but flax.struct; a later
+    ``import gymnax`` or ``import flax`` is the usual one."""
     code = """
 import sys
 import weakpg
 env = weakpg.envs.make("Pendulum-v1")
-heavy = sorted(m for m in ("seaborn", "scipy.stats", "matplotlib", "gymnax") if m in sys.modules)
+heavy = sorted(m for m in ("seaborn", "scipy.stats", "matplotlib", "gymnax", "flax", "flax.linen")
+               if m in sys.modules)
 import gymnax
 gymnax_env, params = gymnax.make("CartPole-v1")
+import flax
 print(heavy, type(env._env) is gymnax.environments.Pendulum, type(gymnax_env).__name__,
-      params.max_steps_in_episode)
+      params.max_steps_in_episode, callable(flax.struct.dataclass), callable(flax.linen.Dense))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["[]", "True", "CartPole", "500"]
+    assert out.stdout.split() == ["[]", "True", "CartPole", "500", "True", "True"]
