@@ -175,9 +175,13 @@ def make_train_chunk(env: Environment, policy: Policy, config: TrainConfig, *, n
             return {"iteration": s.iteration, "env_steps": s.env_steps, **last, **measured,
                     "fault": fault, "valid": valid}
 
-        def interval(carry: Carry, _: None) -> tuple[Carry, Metrics]:
-            start = carry[0]
-            end = (start.iteration // every + 1) * every
+        def interval(carry: tuple[Carry, Array], j: Array) -> tuple[tuple[Carry, Array], Metrics]:
+            # Row j evaluates the state after interval j (row 0: the incoming state), then
+            # interval j + 1 runs (none after the last row): the evaluator is traced once.
+            (start, last, fault, before), ran = carry
+            valid = jnp.where(j == 0, start.iteration == 0, ran & (fault == 0))
+            out = row(start, last, fault, valid)
+            end = jnp.where(j < num_intervals, (start.iteration // every + 1) * every, start.iteration)
 
             def iteration(c: Carry, _: None) -> tuple[Carry, None]:
                 s, _, fault, _ = c
@@ -190,16 +194,15 @@ def make_train_chunk(env: Environment, policy: Policy, config: TrainConfig, *, n
 
                 return jax.lax.cond(idle, lambda c: c, advance, c), None
 
-            carry, _ = jax.lax.scan(iteration, carry, length=every)
-            state, last, fault, _ = carry
-            return carry, row(state, last, fault, (state.iteration > start.iteration) & (fault == 0))
+            inner, _ = jax.lax.scan(iteration, (start, last, fault, before), length=every)
+            return (inner, inner[0].iteration > start.iteration), out
 
-        first = row(state, blank_step, no_fault, state.iteration == 0)
-        (state, _, fault, finite), rows = jax.lax.scan(
-            interval, (state, blank_step, no_fault, state), length=num_intervals)
+        ((state, _, fault, finite), _), rows = jax.lax.scan(
+            interval, ((state, blank_step, no_fault, state), jnp.zeros((), bool)),
+            jnp.arange(num_intervals + 1))
         # After a fault the carried state is the non-finite one; the state before it is kept.
         state = jax.tree.map(lambda a, b: jnp.where(fault > 0, a, b), finite, state)
-        return state, jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rows)
+        return state, rows
 
     return chunk
 
