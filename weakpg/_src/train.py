@@ -181,7 +181,7 @@ def make_train_chunk(env: Environment, policy: Policy, config: TrainConfig, *, n
             (start, last, fault, before), ran = carry
             valid = jnp.where(j == 0, start.iteration == 0, ran & (fault == 0))
             out = row(start, last, fault, valid)
-            end = jnp.where(j < num_intervals, (start.iteration // every + 1) * every, start.iteration)
+            end = (start.iteration // every + 1) * every
 
             def iteration(c: Carry, _: None) -> tuple[Carry, None]:
                 s, _, fault, _ = c
@@ -194,7 +194,12 @@ def make_train_chunk(env: Environment, policy: Policy, config: TrainConfig, *, n
 
                 return jax.lax.cond(idle, lambda c: c, advance, c), None
 
-            inner, _ = jax.lax.scan(iteration, (start, last, fault, before), length=every)
+            def run(c: Carry) -> Carry:
+                return jax.lax.scan(iteration, c, length=every)[0]
+
+            # j is not batched under jax.vmap, so this stays a branch: the last row's
+            # interval costs nothing (a batched predicate would run both sides).
+            inner = jax.lax.cond(j < num_intervals, run, lambda c: c, (start, last, fault, before))
             return (inner, inner[0].iteration > start.iteration), out
 
         ((state, _, fault, finite), _), rows = jax.lax.scan(
