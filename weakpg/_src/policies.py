@@ -102,7 +102,9 @@ class _GaussianPolicy(Policy):
         validation.check_array("sigma", sigma, low=0.0, low_open=True)
         validation.check_choice("squash", squash, SQUASH_NAMES)
         self.action_shape = tuple(env.action_shape)
-        self.sigma = np.broadcast_to(np.asarray(sigma, jnp.result_type(float)), self.action_shape)
+        # NumPy unless traced (a policy built inside jax.jit): built without compiling anything.
+        xp = jnp if isinstance(sigma, jax.core.Tracer) else np
+        self.sigma = xp.broadcast_to(xp.asarray(sigma, jnp.result_type(float)), self.action_shape)
         self.learn_sigma = learn_sigma
         self.squash = squash
         if squash == "tanh":
