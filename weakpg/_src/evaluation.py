@@ -41,7 +41,7 @@ def evaluation_horizon(gamma: float, *, episode_length: int = DEFAULT_EPISODE_LE
     return max(episode_length, math.ceil(math.log(tolerance) / math.log(gamma)))
 
 
-def make_evaluator(env: Environment, policy: Policy, *, gamma: float, key: Array,
+def make_evaluator(env: Environment, policy: Policy, *, gamma: float, key: Array | int,
                    num_episodes: int = 64,
                    episode_length: int | None = None) -> Callable[[Params], dict[str, Array]]:
     """``evaluate(params)``: returns from fixed start states with fixed noise.
@@ -50,6 +50,8 @@ def make_evaluator(env: Environment, policy: Policy, *, gamma: float, key: Array
     truncated where gamma^t < 1e-4); "episode_return": mean undiscounted return of the
     first ``episode_length`` steps (default ``standard_episode_length(env)``) of the mean
     action of a Gaussian policy, the most likely action of a softmax one (no exploration).
+    ``key`` is a PRNG key or an int seed, made into ``jax.random.key(key)`` inside the
+    traced evaluation (then building the evaluator runs nothing eagerly).
     """
     validation.check_positive_int("num_episodes", num_episodes)
     if episode_length is None:
@@ -61,7 +63,8 @@ def make_evaluator(env: Environment, policy: Policy, *, gamma: float, key: Array
     def inputs() -> tuple[Any, Array, Array]:
         # Drawn inside the (jitted) evaluation from the fixed key: the same every call,
         # and no eager work when the evaluator is built.
-        start_key, noise_key, env_key = jax.random.split(key, 3)
+        start_key, noise_key, env_key = jax.random.split(
+            jax.random.key(key) if isinstance(key, int) else key, 3)
         starts = jax.vmap(env.reset)(jax.random.split(start_key, num_episodes))
         noise = policy.noise(noise_key, (horizon, num_episodes))
         return starts, noise, jax.random.split(env_key, (horizon, num_episodes))

@@ -140,7 +140,7 @@ def budget_spent(config: TrainConfig, iteration: Any, env_steps: Any) -> Any:
 def default_evaluator(env: Environment, policy: Policy, config: TrainConfig,
                       episode_length: int | None = None) -> Callable[[Params], Metrics]:
     """``make_evaluator`` with the shared evaluation key and ``config.eval_episodes``."""
-    return make_evaluator(env, policy, gamma=config.gamma, key=jax.random.key(EVAL_SEED),
+    return make_evaluator(env, policy, gamma=config.gamma, key=EVAL_SEED,
                           num_episodes=config.eval_episodes, episode_length=episode_length)
 
 
