@@ -69,6 +69,15 @@ def test_the_episode_return_uses_the_mean_action_and_the_same_noise_every_call()
     assert abs(float(first["discounted_return"]) + 1 / (1 - GAMMA)) > 1e-3  # J sees the noise
 
 
+
+def test_an_int_key_is_the_seed_of_the_evaluation_key():
+    env = RewardIsAction()
+    noisy, params = _policy(env, -1.0, sigma=3.0)
+    by_key, by_seed, other = (make_evaluator(env, noisy, gamma=GAMMA, key=k, num_episodes=4)(params)
+                              for k in (jax.random.key(7), 7, 8))
+    assert by_key == by_seed
+    assert by_seed["discounted_return"] != other["discounted_return"]
+
 def _discounted_returns(lqr, policy, params, keys, episodes):
     """One evaluator per key: independent estimates of J, each from ``episodes`` episodes."""
     evaluate = lambda key: make_evaluator(lqr, policy, gamma=GAMMA, key=key, num_episodes=episodes,
