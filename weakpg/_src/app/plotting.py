@@ -20,7 +20,7 @@ from weakpg._src import runs
 from weakpg._src.driver import METRIC_FIELDS
 
 _ESTIMATOR_LABELS = {"jd": "PG-JD", "sf": "PG-SF"}
-_Z95 = 1.96
+BAND_Z = 1.96  # a 95% band: the mean +- 1.96 standard errors
 _AXIS_LABELS = {"env_steps": "environment steps", "wall_seconds": "wall-clock seconds",
                 "discounted_return": "discounted return J",
                 "episode_return": "episode return (mean action)"}
@@ -72,6 +72,13 @@ def common_grid(xs_list: Sequence[np.ndarray]) -> np.ndarray:
     return union[(union >= start) & (union <= stop)]
 
 
+def mean_and_stderr(values: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Mean across runs (axis 0) and its standard error, std(ddof=1) / sqrt(n) (nan for n = 1)."""
+    x = np.asarray(values, np.float64)
+    stderr = x.std(axis=0, ddof=1) / np.sqrt(len(x)) if len(x) > 1 else np.full(x.shape[1:], np.nan)
+    return x.mean(axis=0), stderr
+
+
 def mean_and_band(xs_list: Sequence[np.ndarray], ys_list: Sequence[np.ndarray],
                   grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean across runs and the half-width of its 95% band on ``grid``.
@@ -84,10 +91,8 @@ def mean_and_band(xs_list: Sequence[np.ndarray], ys_list: Sequence[np.ndarray],
     grid = np.asarray(grid, np.float64)
     curves = np.stack([np.interp(grid, np.asarray(xs, np.float64), np.asarray(ys, np.float64))
                        for xs, ys in zip(xs_list, ys_list, strict=True)])
-    mean = curves.mean(axis=0)
-    if len(curves) < 2:
-        return mean, np.zeros_like(mean)
-    return mean, _Z95 * curves.std(axis=0, ddof=1) / np.sqrt(len(curves))
+    mean, stderr = mean_and_stderr(curves)
+    return mean, BAND_Z * stderr if len(curves) > 1 else np.zeros_like(mean)
 
 
 def _run_xy(rows: list[dict], x: str, y: str, where: str) -> tuple[np.ndarray, np.ndarray]:

@@ -52,9 +52,8 @@ def value_at(rows: Sequence[Row], x: str, at: float) -> float:
 
 def mean_and_halfwidth(values: Sequence[float]) -> tuple[float, float]:
     """Mean across seeds and the half-width of its 95% band, 1.96 std / sqrt(n) (nan for n = 1)."""
-    x = np.asarray(values, np.float64)
-    half = 1.96 * x.std(ddof=1) / np.sqrt(len(x)) if len(x) > 1 else float("nan")
-    return float(x.mean()), float(half)
+    mean, stderr = plotting.mean_and_stderr(values)
+    return float(mean), float(plotting.BAND_Z * stderr)
 
 
 def compare(curves: dict[str, list[list[Row]]]) -> dict[str, Any]:

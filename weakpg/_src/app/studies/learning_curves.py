@@ -31,19 +31,13 @@ OUTPUT_FILES = ("runs", "curves.csv", "curves.png", "curves_discounted.png", "su
 STUDIES = {"pendulum": PENDULUM, "cartpole": CARTPOLE}
 
 
-def _mean_stderr(values: list[float]) -> tuple[float, float]:
-    """Mean and standard error across seeds (nan for a single seed)."""
-    x = np.asarray(values, np.float64)
-    stderr = float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else math.nan
-    return float(x.mean()), stderr
-
-
 def _summarise(finals: dict[str, list[dict]]) -> dict[str, dict[str, float]]:
     table = {}
     for label, rows in finals.items():
         entry = {"seeds": len(rows)}
         for field in ("episode_return", "discounted_return"):
-            entry[field], entry[f"{field}_stderr"] = _mean_stderr([r[field] for r in rows])
+            mean, stderr = plotting.mean_and_stderr([r[field] for r in rows])
+            entry[field], entry[f"{field}_stderr"] = float(mean), float(stderr)
         entry["env_steps"] = float(np.mean([r["env_steps"] for r in rows]))
         entry["wall_seconds"] = float(np.mean([r["wall_seconds"] for r in rows]))
         table[label] = entry
