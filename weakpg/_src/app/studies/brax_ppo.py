@@ -37,8 +37,10 @@ def _jax_for_brax() -> Iterator[None]:
 
     def device_put_replicated(x: Any, devices: list[Any]) -> Any:
         stacked = jax.tree.map(lambda leaf: jnp.stack([jnp.asarray(leaf)] * len(devices)), x)
-        mesh = jax.sharding.Mesh(np.array(devices), ("devices",))
-        sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("devices"))
+        # PPO's pmap axis name: its training steps return arrays on this mesh, so every
+        # evaluation sees the parameters with one sharding (another name recompiles it).
+        mesh = jax.sharding.Mesh(np.array(devices), ("i",))
+        sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("i"))
         return jax.device_put(stacked, sharding)
 
     had = "device_put_replicated" in vars(jax)
