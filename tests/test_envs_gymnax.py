@@ -99,3 +99,22 @@ print(heavy, type(env._env) is gymnax.environments.Pendulum, type(gymnax_env).__
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["[]", "True", "CartPole", "500", "True", "True"]
+
+
+@pytest.mark.parametrize("env_id", GYMNAX_IDS)
+def test_spaces_are_gymnaxs_own(env_id):
+    """Shapes, bounds and number of actions, traced into one program, equal gymnax's spaces."""
+    env = weakpg.envs.make(env_id)
+    observation = env._env.observation_space(env._params)
+    assert env.observation_shape == tuple(observation.shape)
+    for ours, theirs in ((env.observation_low, observation.low), (env.observation_high, observation.high)):
+        np.testing.assert_array_equal(ours, np.broadcast_to(theirs, observation.shape))
+        assert isinstance(ours, np.ndarray) and ours.dtype == np.float32
+    action = env._env.action_space(env._params)
+    if hasattr(action, "n"):
+        assert (env.action_shape, env.num_actions) == ((), action.n)
+        assert env.action_low is None and env.action_high is None
+    else:
+        assert (env.action_shape, env.num_actions) == (tuple(action.shape), None)
+        np.testing.assert_array_equal(env.action_low, np.broadcast_to(action.low, action.shape))
+        np.testing.assert_array_equal(env.action_high, np.broadcast_to(action.high, action.shape))
