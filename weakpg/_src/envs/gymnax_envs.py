@@ -40,7 +40,8 @@ def classic_control() -> types.ModuleType:
     so the package modules above them are bound, unexecuted, for the import and removed
     after it, and so are the flax modules loaded under them: a later ``import gymnax`` runs
     as usual and reuses the classic-control modules loaded here (same classes), and a
-    later ``import flax`` is flax's own, whole.
+    later ``import flax`` is flax's own, whole (its ``flax.serialization`` does not know
+    the classic-control states, registered with the first one).
     """
     if "gymnax" in sys.modules:
         return importlib.import_module(_CLASSIC_CONTROL)
