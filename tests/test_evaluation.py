@@ -75,7 +75,8 @@ def test_an_int_key_is_the_seed_of_the_evaluation_key():
     noisy, params = _policy(env, -1.0, sigma=3.0)
     by_key, by_seed, other = (make_evaluator(env, noisy, gamma=GAMMA, key=k, num_episodes=4)(params)
                               for k in (jax.random.key(7), 7, 8))
-    assert by_key == by_seed
+    assert by_key == by_seed == make_evaluator(env, noisy, gamma=GAMMA, key=np.int64(7),
+                                               num_episodes=4)(params)
     assert by_seed["discounted_return"] != other["discounted_return"]
 
 def _discounted_returns(lqr, policy, params, keys, episodes):

@@ -10,6 +10,7 @@ libraries report (200 steps on Pendulum-v1, 500 on CartPole-v1).
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -64,7 +65,7 @@ def make_evaluator(env: Environment, policy: Policy, *, gamma: float, key: Array
         # Drawn inside the (jitted) evaluation from the fixed key: the same every call,
         # and no eager work when the evaluator is built.
         start_key, noise_key, env_key = jax.random.split(
-            jax.random.key(key) if isinstance(key, int) else key, 3)
+            jax.random.key(key) if isinstance(key, numbers.Integral) else key, 3)
         starts = jax.vmap(env.reset)(jax.random.split(start_key, num_episodes))
         noise = policy.noise(noise_key, (horizon, num_episodes))
         return starts, noise, jax.random.split(env_key, (horizon, num_episodes))
