@@ -84,16 +84,19 @@ class PPOSettings:
         [evaluations - 1, 2 (evaluations - 1)] with the fewest updates in all (the fewest
         evaluations among ties), so PPO's budget matches weakpg's to within one update.
         """
-        updates = -(-env_steps // self.env_steps_per_update())
         low = max(1, evaluations - 1)
-        epochs = min(range(low, 2 * low + 1), key=lambda n: (n * -(-updates // n), n))
+        epochs = min(range(low, 2 * low + 1), key=lambda n: (self._updates_run(env_steps, n), n))
         return epochs + 1
 
     def spent_env_steps(self, env_steps: int, evaluations: int) -> int:
         """The env steps ``ppo.train`` spends for ``env_steps`` with ``num_evals(...)``."""
         epochs = self.num_evals(env_steps, evaluations) - 1
-        updates = -(-env_steps // self.env_steps_per_update())
-        return epochs * -(-updates // epochs) * self.env_steps_per_update()
+        return self._updates_run(env_steps, epochs) * self.env_steps_per_update()
+
+    def _updates_run(self, env_steps: int, epochs: int) -> int:
+        """Updates ``ppo.train`` runs for ``env_steps`` in ``epochs`` epochs: ceil(needed / epochs) each."""
+        needed = -(-env_steps // self.env_steps_per_update())
+        return epochs * -(-needed // epochs)
 
 
 @dataclasses.dataclass(frozen=True)
