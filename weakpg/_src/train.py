@@ -175,7 +175,7 @@ def make_train_chunk(env: Environment, policy: Policy, config: TrainConfig, *, n
             return {"iteration": s.iteration, "env_steps": s.env_steps, **last, **measured,
                     "fault": fault, "valid": valid}
 
-        def interval(carry: tuple[Carry, Array], j: Array) -> tuple[tuple[Carry, Array], Metrics]:
+        def row_then_interval(carry: tuple[Carry, Array], j: Array) -> tuple[tuple[Carry, Array], Metrics]:
             # Row j evaluates the state after interval j (row 0: the incoming state), then
             # interval j + 1 runs (none after the last row): the evaluator is traced once.
             (start, last, fault, before), ran = carry
@@ -203,7 +203,7 @@ def make_train_chunk(env: Environment, policy: Policy, config: TrainConfig, *, n
             return (inner, inner[0].iteration > start.iteration), out
 
         ((state, _, fault, finite), _), rows = jax.lax.scan(
-            interval, ((state, blank_step, no_fault, state), jnp.zeros((), bool)),
+            row_then_interval, ((state, blank_step, no_fault, state), jnp.zeros((), bool)),
             jnp.arange(num_intervals + 1))
         # After a fault the carried state is the non-finite one; the state before it is kept.
         state = jax.tree.map(lambda a, b: jnp.where(fault > 0, a, b), finite, state)
