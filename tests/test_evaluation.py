@@ -105,8 +105,11 @@ def test_the_discounted_return_is_the_exact_J_of_the_stochastic_policy(lqr, gain
 @pytest.mark.parametrize("bad, message", [
     ({"num_episodes": 0}, "num_episodes must be"),
     ({"episode_length": -1}, "episode_length must be"),
+    ({"key": -1}, r"key must be an int in \[0, 4294967295\], got -1"),
+    ({"key": "seven"}, "key must be a PRNG key .* or an int seed .*, got 'seven'"),
+    ({"key": True}, "key must be a PRNG key .*, got True"),
 ])
 def test_bad_arguments_are_refused_when_the_evaluator_is_built(lqr, bad, message):
     policy = LinearGaussian(lqr)
     with pytest.raises(ValueError, match=message):
-        make_evaluator(lqr, policy, gamma=GAMMA, key=jax.random.key(0), **bad)
+        make_evaluator(lqr, policy, gamma=GAMMA, **{"key": jax.random.key(0), **bad})

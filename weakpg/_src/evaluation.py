@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from weakpg._src import validation
+from weakpg._src.config import MAX_SEED, check_int_range
 from weakpg._src.envs.base import Environment
 from weakpg._src.policies import Params, Policy
 
@@ -54,6 +55,11 @@ def make_evaluator(env: Environment, policy: Policy, *, gamma: float, key: Array
     ``key`` is a PRNG key or an int seed, made into ``jax.random.key(key)`` inside the
     traced evaluation (then building the evaluator runs nothing eagerly).
     """
+    if isinstance(key, numbers.Integral) and not isinstance(key, bool):
+        check_int_range("key", int(key), 0, MAX_SEED)
+    elif not isinstance(key, jax.Array):
+        raise ValueError(f"key must be a PRNG key (jax.random.key(seed)) or an int seed in [0, {MAX_SEED}], "
+                         f"got {key!r}")
     validation.check_positive_int("num_episodes", num_episodes)
     if episode_length is None:
         episode_length = standard_episode_length(env)
