@@ -1,6 +1,7 @@
-"""Shared test helpers: the tiny LQR of the training tests, a simulator that blows up, a metrics
-reader, tiny trained runs, the checks of a reproduction's files and of a command's clean
-failure, the agreement of two gradient estimates, the persistent compilation cache."""
+"""Shared test helpers: the XLA options of the suite, the tiny LQR of the training tests, a
+simulator that blows up, a metrics reader, tiny trained runs, the checks of a reproduction's
+files and of a command's clean failure, the agreement of two gradient estimates, the
+persistent compilation cache."""
 
 from __future__ import annotations
 
@@ -15,12 +16,27 @@ import pytest
 from jax._src import compilation_cache
 
 from weakpg._src.app.cli import cache_dir
+from weakpg._src.driver import CPU_COMPILER_OPTIONS
 from weakpg._src.envs.base import Environment
 from weakpg.envs import LinearQuadratic
 from weakpg.estimators import GradientEstimate
 from weakpg.testing import assert_unbiased
 
 A, B, Q, R, GAMMA = 0.9, 0.5, 1.0, 0.1, 0.9
+
+
+def _xla_flags(options: dict[str, bool | int]) -> str:
+    """XLA_FLAGS that set XLA's compile options: ``--name=value`` each, booleans in lower case."""
+    return " ".join(f"--{name}={str(value).lower()}" for name, value in options.items())
+
+
+# Every program the tests compile (in this process and in the commands they start, Brax's
+# own included) compiles with the XLA options of weakpg's training driver unless it names
+# options of its own. Tests check the maths and the behaviour, not XLA's code generation,
+# and most of their programs run once: on this 2-core CPU a PG-JD estimate of 8192 samples
+# on the 4-d LQR compiles in 1.8 s instead of 4.5 s and runs as fast (50 ms). The suite
+# takes about a quarter less time. XLA_FLAGS set by the caller come after these, and win.
+os.environ["XLA_FLAGS"] = f"{_xla_flags(CPU_COMPILER_OPTIONS)} {os.environ.get('XLA_FLAGS', '')}".strip()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
