@@ -1,22 +1,25 @@
 """Shared test helpers: the XLA options of the suite, the tiny LQR of the training tests, a
-simulator that blows up, a metrics reader, tiny trained runs, the checks of a reproduction's
-files and of a command's clean failure, the agreement of two gradient estimates, the
-persistent compilation cache."""
+simulator that blows up, a metrics reader, tiny trained runs, the check that TensorBoard's
+event files mirror metrics.csv, the checks of a reproduction's files and of a command's clean
+failure, the agreement of two gradient estimates, the persistent compilation cache."""
 
 from __future__ import annotations
 
 import csv
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from jax._src import compilation_cache
 
+from weakpg._src import runs
 from weakpg._src.app.cli import cache_dir
-from weakpg._src.driver import CPU_COMPILER_OPTIONS
+from weakpg._src.driver import CPU_COMPILER_OPTIONS, METRIC_FIELDS
 from weakpg._src.envs.base import Environment
 from weakpg.envs import LinearQuadratic
 from weakpg.estimators import GradientEstimate
@@ -128,6 +131,39 @@ def read_events(folder: Path) -> dict[str, list[tuple[int, float]]]:
     accumulator.Reload()
     return {tag: [(e.step, e.value) for e in accumulator.Scalars(tag)]
             for tag in accumulator.Tags()["scalars"]}
+
+
+# The scalars of a run's TensorBoard event files (app.tensorboard.TAGS).
+EVENT_TAGS = {"iteration", "wall_seconds", "discounted_return", "episode_return", "grad_norm",
+              "grad_stderr_norm", "step_size", "env_steps_per_second"}
+
+
+def expected_events(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """What the event files must hold: every finite cell of metrics.csv at step env_steps (as float32),
+    and the env-step rate from each row to the next."""
+    rows = runs.read_metrics(run_dir / runs.METRICS_FILE, METRIC_FIELDS)
+    out: dict[str, list[tuple[int, float]]] = {}
+    for k, row in enumerate(rows):
+        cells = {name: row[name] for name in METRIC_FIELDS if name != "env_steps"}
+        if k and row["wall_seconds"] > rows[k - 1]["wall_seconds"]:
+            cells["env_steps_per_second"] = ((row["env_steps"] - rows[k - 1]["env_steps"])
+                                             / (row["wall_seconds"] - rows[k - 1]["wall_seconds"]))
+        for tag, value in cells.items():
+            if math.isfinite(value):
+                out.setdefault(tag, []).append((row["env_steps"], float(np.float32(value))))
+    return out
+
+
+def assert_events_mirror_metrics(run_dir: Path) -> None:
+    """One event file in run_dir/tensorboard; each tag's steps (once each) and values are metrics.csv's."""
+    assert len(list((run_dir / "tensorboard").glob("events.out.tfevents.*"))) == 1
+    found, expected = read_events(run_dir / "tensorboard"), expected_events(run_dir)
+    assert set(found) == EVENT_TAGS == set(expected)
+    for tag in EVENT_TAGS:
+        steps = [step for step, _ in found[tag]]
+        assert len(steps) == len(set(steps)), f"{tag}: a step written twice"
+        assert found[tag] == expected[tag], tag  # float32 on both sides: exactly equal
+    assert len(found["iteration"]) == len(runs.read_metrics(run_dir / runs.METRICS_FILE, METRIC_FIELDS))
 
 
 def snapshot(root: Path) -> dict[str, bytes]:

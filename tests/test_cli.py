@@ -7,7 +7,7 @@ import sys
 import time
 
 import pytest
-from conftest import assert_reproduction_written, metrics_without_wall_clock
+from conftest import assert_events_mirror_metrics, metrics_without_wall_clock
 from typer.testing import CliRunner
 
 import weakpg
@@ -94,18 +94,25 @@ def test_corrupt_checkpoint_exits_cleanly_and_leaves_files_untouched(tmp_path):
 
 @pytest.mark.parametrize("seeds", [1, 2])
 def test_kill_and_resume_gives_the_metrics_of_an_uninterrupted_run(tmp_path, seeds):
+    """``kill -9`` and ``--resume``: metrics.csv as an uninterrupted run's; event files that mirror it.
+
+    The suite's one kill-and-resume of ``weakpg train``, TensorBoard's event files included:
+    the cut run writes them (``--resume`` keeps writing them), the uninterrupted run, without
+    ``--tensorboard``, writes none.
+    """
     args = ["train", "--env-steps", "600000", "--batch-size", "128", "--eval-every", "2",
             "--policy", "linear", "--seeds", str(seeds)]
     whole = _weakpg(*args, "--out", str(tmp_path / "whole"))
     assert whole.returncode == 0, whole.stderr
-    proc = subprocess.Popen([sys.executable, "-m", "weakpg", *args, "--out", str(tmp_path / "cut")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cut = [sys.executable, "-m", "weakpg", *args, "--tensorboard", "--out", str(tmp_path / "cut")]
+    proc = subprocess.Popen(cut, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     found = []
     while time.time() < deadline and proc.poll() is None:
         found = sorted((tmp_path / "cut").glob("*/metrics.csv"))
-        if len(found) == seeds and all(len(f.read_text().splitlines()) >= 4 for f in found):
-            break  # header + 3 evaluations in every seed's folder
+        if (len(found) == seeds and all(len(f.read_text().splitlines()) >= 4 for f in found)
+                and all(list(f.parent.glob("tensorboard/*")) for f in found)):
+            break  # header + 3 evaluations and an event file in every seed's folder
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -114,10 +121,11 @@ def test_kill_and_resume_gives_the_metrics_of_an_uninterrupted_run(tmp_path, see
     resumed = _weakpg("train", *[a for f in found for a in ("--resume", str(f.parent))])
     assert resumed.returncode == 0, resumed.stderr
     whole_metrics = sorted((tmp_path / "whole").glob("*/metrics.csv"))
-    assert len(whole_metrics) == seeds
+    assert len(whole_metrics) == seeds and not list((tmp_path / "whole").glob("*/tensorboard"))
     for cut, uninterrupted, rows in zip(found, whole_metrics, interrupted):
         assert rows < len(uninterrupted.read_text().splitlines())
         assert metrics_without_wall_clock(cut) == metrics_without_wall_clock(uninterrupted)
+        assert_events_mirror_metrics(cut.parent)  # each step once, with metrics.csv's values
 
 
 def test_plot_draws_runs_and_rejects_non_runs(tmp_path):
@@ -132,15 +140,6 @@ def test_plot_draws_runs_and_rejects_non_runs(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     result = runner.invoke(app, ["plot", str(tmp_path), "--out", str(out)])
     assert result.exit_code == 2 and "is not a weakpg run folder" in result.output
-
-
-def test_reproduce_quick_writes_figures_table_and_summary(tmp_path):
-    """Pendulum here; CartPole's reproduction is tests/test_tensorboard.py's, with event files."""
-    out = tmp_path / "repro"
-    result = runner.invoke(app, ["reproduce", "pendulum", "--quick", "--seeds", "1",
-                                 "--env-steps", "20000", "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    assert_reproduction_written(out, "pendulum")
 
 
 def test_train_help_names_the_gymnasium_form():

@@ -7,9 +7,12 @@ import math
 import matplotlib.image
 import numpy as np
 import pytest
+from conftest import assert_reproduction_written
+from typer.testing import CliRunner
 
 import weakpg
 from weakpg._src import runs
+from weakpg._src.app.cli import app
 from weakpg._src.app.plotting import common_grid, mean_and_band, method_label, plot_curves, plot_runs
 from weakpg._src.app.studies import learning_curves
 from weakpg._src.app.studies.learning_curves import reproduce
@@ -136,18 +139,19 @@ def test_reproduce_validates_before_writing(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
-def test_reproduce_pendulum_smoke(tmp_path):
+def test_reproduce_pendulum_from_the_command_line(tmp_path, monkeypatch):
+    """``weakpg reproduce pendulum --quick`` on a smaller setup: the suite's one Pendulum reproduction."""
     setup = dataclasses.replace(PENDULUM, batch_size=64, quick_env_steps=20_000, eval_every=2,
                                 eval_episodes=4)
+    monkeypatch.setitem(learning_curves.STUDIES, "pendulum", setup)
     out = tmp_path / "out"
     out.mkdir()  # an empty folder is fine
-    messages = []
-    summary = reproduce(setup, out, quick=True, seeds=1, progress=messages.append)
+    result = CliRunner().invoke(app, ["reproduce", "pendulum", "--quick", "--seeds", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
 
-    assert len(messages) == len(METHODS)
+    assert [line.split(":")[0] for line in result.output.splitlines() if ": episode return " in line] == [
+        f"{m.label} seed 0" for m in METHODS]  # one progress line per finished run
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # the staging folder is gone
-    for name in ("curves.csv", "curves.png", "curves_discounted.png", "summary.md"):
-        assert (out / name).is_file(), name
     _assert_png(out / "curves.png")
     _assert_png(out / "curves_discounted.png")
     with open(out / "curves.csv", newline="") as f:
@@ -161,9 +165,10 @@ def test_reproduce_pendulum_smoke(tmp_path):
         config = runs.open_run(out / "runs" / f"{method.slug}__seed0")
         assert (config["estimator"], config["baseline"], config["seed"]) == (
             method.estimator, method.baseline, 0)
-        assert config["setup"]["features"] == "rbf"
+        assert config["setup"]["features"] == "rbf" and config["setup"]["batch_size"] == 64
 
     text = (out / "summary.md").read_text()
+    assert text in result.output
     table = [line for line in text.splitlines() if line.startswith("| PG-")]
     assert [line.split("|")[1].strip() for line in table] == [m.label for m in METHODS]
     for line in table:
@@ -171,11 +176,7 @@ def test_reproduce_pendulum_smoke(tmp_path):
         numbers = [float(part.replace(",", "")) for cell in cells for part in cell.split("±")]
         assert len(cells) == 4 and all(math.isfinite(x) for x in numbers), line
     assert "ended highest" in text
-    for entry in summary["methods"].values():
-        assert math.isfinite(entry["episode_return"]) and math.isfinite(entry["discounted_return"])
-
-    with pytest.raises(ValueError, match="previous result"):
-        reproduce(setup, out, quick=True, seeds=1)
+    assert_reproduction_written(out, "pendulum")  # the files, and a second run into out is refused
 
 
 def test_a_failed_reproduction_leaves_nothing(tmp_path, monkeypatch):

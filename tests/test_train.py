@@ -29,37 +29,41 @@ def pendulum_train():
     return make_train(PENDULUM, LINEAR, SMALL)
 
 
+@pytest.fixture(scope="module")
+def compiled_train(pendulum_train):
+    """``pendulum_train`` compiled as the driver compiles (XLA options change the last bits)."""
+    return jax.jit(pendulum_train, compiler_options=CPU_COMPILER_OPTIONS)
+
+
 def _assert_rows_equal(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
     for name in a:
         np.testing.assert_array_equal(np.asarray(a[name]), np.asarray(b[name]), err_msg=name)
 
 
-def test_vmap_over_keys_equals_the_unbatched_runs_key_by_key(pendulum_train):
+def test_vmap_over_keys_equals_the_unbatched_runs_key_by_key(pendulum_train, compiled_train):
     keys = jax.vmap(jax.random.key)(jnp.arange(3))
-    options = CPU_COMPILER_OPTIONS  # as the driver compiles both
-    _, batched = jax.jit(jax.vmap(pendulum_train, (0, None)), compiler_options=options)(keys, hyper(SMALL))
-    single = jax.jit(pendulum_train, compiler_options=options)
+    _, batched = jax.jit(jax.vmap(pendulum_train, (0, None)), compiler_options=CPU_COMPILER_OPTIONS)(
+        keys, hyper(SMALL))
     for i in range(3):
-        _, rows = single(keys[i], hyper(SMALL))
+        _, rows = compiled_train(keys[i], hyper(SMALL))
         _assert_rows_equal(jax.tree.map(lambda x, i=i: x[i], batched), rows)
     assert not np.array_equal(batched["grad_norm"][0], batched["grad_norm"][1])  # the seeds differ
 
 
-def test_vmap_over_step_sizes_equals_separate_configs(pendulum_train):
+def test_vmap_over_step_sizes_equals_separate_configs(pendulum_train, compiled_train):
     lrs = jnp.array([0.05, 0.2])
-    _, batched = jax.jit(jax.vmap(pendulum_train, (None, Hyper(0, None))))(
-        jax.random.key(0), Hyper(lrs, jnp.float32(0.0)))
+    batched_train = jax.jit(jax.vmap(pendulum_train, (None, Hyper(0, None))),
+                            compiler_options=CPU_COMPILER_OPTIONS)
+    _, batched = batched_train(jax.random.key(0), Hyper(lrs, jnp.float32(0.0)))
     for i, lr in enumerate([0.05, 0.2]):
-        _, rows = jax.jit(pendulum_train)(jax.random.key(0), Hyper(jnp.float32(lr), jnp.float32(0.0)))
+        _, rows = compiled_train(jax.random.key(0), Hyper(jnp.float32(lr), jnp.float32(0.0)))
         _assert_rows_equal(jax.tree.map(lambda x, i=i: x[i], batched), rows)
     np.testing.assert_allclose(batched["step_size"][:, -1], [0.05, 0.2], rtol=1e-6)
 
 
-def test_rows_are_those_the_driver_records(pendulum_train):
-    # Compiled as the driver compiles it (XLA options change the last bits of the numbers).
-    compiled = jax.jit(pendulum_train, compiler_options=CPU_COMPILER_OPTIONS)
-    _, rows = compiled(jax.random.key(SMALL.seed), hyper(SMALL))
+def test_rows_are_those_the_driver_records(compiled_train):
+    _, rows = compiled_train(jax.random.key(SMALL.seed), hyper(SMALL))
     assert rows["valid"].all() and list(rows["iteration"]) == [0, 4, 8, 12]
     _, recorded = train(PENDULUM, LINEAR, SMALL)
     for name in ("iteration", "env_steps", "episode_return", "discounted_return", "grad_norm"):
