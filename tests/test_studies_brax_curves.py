@@ -13,6 +13,7 @@ import json
 import math
 import sys
 
+import jax
 import numpy as np
 import pytest
 from conftest import fails_cleanly, read_events
@@ -122,9 +123,18 @@ def test_quick_reacher_study_end_to_end(tmp_path, persistent_compilation_cache):
     shared by several tests ran once per xdist worker).
     """
     out = tmp_path / "quick"
+    compiled = []  # the programs compiled (or loaded from the cache) while the study runs
+
+    def on_compile(event, duration, fun_name=None, **kwargs):
+        if compiled is not None and event.endswith("backend_compile_duration"):
+            compiled.append(fun_name)
+
+    jax.monitoring.register_event_duration_secs_listener(on_compile)
     result = CliRunner().invoke(app, ["reproduce", "reacher", "--quick", "--seeds", str(SEEDS),
                                       "--tensorboard", "--out", str(out)])
+    evaluations, compiled = compiled.count("jit(generate_eval_unroll)"), None
     assert result.exit_code == 0, result.output
+    assert evaluations == SEEDS + 1  # PPO's evaluation: one program a run (an untimed one, then the seeds)
     for check in (_check_files_and_summary, _check_equal_budgets, _check_env_steps_per_sample,
                   _check_curves_csv, _check_event_files, _check_rerun_refused, _check_load_and_evaluate):
         check(out, result.output)
@@ -207,6 +217,23 @@ def _check_event_files(out, output):
 
 def _check_rerun_refused(out, output):
     fails_cleanly(["reproduce", "reacher", "--quick", "--out", str(out)], out.parent, "already holds")
+
+
+def test_brax_ppo_gets_a_strongly_typed_replicated_state_and_jax_and_brax_are_restored():
+    from brax.training import acting
+
+    from weakpg._src.app.studies.brax_ppo import _jax_for_brax
+
+    init = acting.Evaluator.__init__
+    with _jax_for_brax():
+        eps = jax.numpy.asarray(0.0)
+        assert eps.weak_type  # as Brax's initial normaliser holds it
+        state = jax.device_put_replicated({"eps": eps, "w": np.ones(3, np.float32)}, jax.local_devices()[:1])
+        assert state["eps"].shape == (1,) and state["w"].shape == (1, 3)
+        assert not state["eps"].weak_type  # as PPO's training steps return it
+        assert state["w"].sharding.mesh.axis_names == ("i",)
+        assert acting.Evaluator.__init__ is not init
+    assert "device_put_replicated" not in vars(jax) and acting.Evaluator.__init__ is init
 
 
 def test_without_brax_the_study_names_the_extra(tmp_path, monkeypatch):
