@@ -126,15 +126,18 @@ def test_quick_reacher_study_end_to_end(tmp_path, persistent_compilation_cache):
     compiled = []  # the programs compiled (or loaded from the cache) while the study runs
 
     def on_compile(event, duration, fun_name=None, **kwargs):
-        if compiled is not None and event.endswith("backend_compile_duration"):
+        if event.endswith("backend_compile_duration"):
             compiled.append(fun_name)
 
     jax.monitoring.register_event_duration_secs_listener(on_compile)
-    result = CliRunner().invoke(app, ["reproduce", "reacher", "--quick", "--seeds", str(SEEDS),
-                                      "--tensorboard", "--out", str(out)])
-    evaluations, compiled = compiled.count("jit(generate_eval_unroll)"), None
+    try:
+        result = CliRunner().invoke(app, ["reproduce", "reacher", "--quick", "--seeds", str(SEEDS),
+                                          "--tensorboard", "--out", str(out)])
+    finally:
+        jax.monitoring.unregister_event_duration_listener(on_compile)
     assert result.exit_code == 0, result.output
-    assert evaluations == SEEDS + 1  # PPO's evaluation: one program a run (an untimed one, then the seeds)
+    # PPO's evaluation: one program a run (an untimed one, then the seeds'), not two.
+    assert compiled.count("jit(generate_eval_unroll)") == SEEDS + 1
     for check in (_check_files_and_summary, _check_equal_budgets, _check_env_steps_per_sample,
                   _check_curves_csv, _check_event_files, _check_rerun_refused, _check_load_and_evaluate):
         check(out, result.output)
