@@ -70,6 +70,35 @@ def test_the_episode_return_uses_the_mean_action_and_the_same_noise_every_call()
 
 
 
+class RewardIsTimeThenNan(Environment):
+    """The state counts the steps; the reward of step t is t, and nan from step 50 on."""
+
+    observation_shape, action_shape, max_episode_steps = (1,), (1,), 50
+
+    def reset(self, key):
+        return jnp.zeros(())
+
+    def step(self, key, state, action):
+        return state + 1, jnp.where(state < 50, state, jnp.nan)
+
+    def observe(self, state):
+        return jnp.ones(1)
+
+
+def test_the_episode_return_ends_with_its_episode_when_the_discounted_horizon_is_longer():
+    """gamma 0.99 runs 917 steps for J, the episode return sums the first 50 only: 0 + ... + 49.
+
+    The steps after the episode are run (both kinds share one scan) but never counted,
+    not even as 0 * nan; J counts them, and is nan.
+    """
+    env = RewardIsTimeThenNan()
+    policy, params = _policy(env, 0.0, sigma=1.0)
+    out = make_evaluator(env, policy, gamma=0.99, key=3, num_episodes=4)(params)
+    assert evaluation_horizon(0.99, episode_length=50) == 917
+    assert float(out["episode_return"]) == sum(range(50))
+    assert np.isnan(out["discounted_return"])
+
+
 def test_an_int_key_is_the_seed_of_the_evaluation_key():
     env = RewardIsAction()
     noisy, params = _policy(env, -1.0, sigma=3.0)

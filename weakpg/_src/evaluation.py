@@ -65,7 +65,6 @@ def make_evaluator(env: Environment, policy: Policy, *, gamma: float, key: Array
         episode_length = standard_episode_length(env)
     validation.check_positive_int("episode_length", episode_length)
     horizon = evaluation_horizon(gamma, episode_length=episode_length)
-    discounts = gamma ** jnp.arange(horizon)
 
     def inputs() -> tuple[Any, Array, Array]:
         # Drawn inside the (jitted) evaluation from the fixed key: the same every call,
@@ -77,10 +76,11 @@ def make_evaluator(env: Environment, policy: Policy, *, gamma: float, key: Array
         return starts, noise, jax.random.split(env_key, (horizon, num_episodes))
 
     def returns(params: Params, starts: Any, noise: Array, keys: Array, weights: Array) -> Array:
-        """sum_t weights_t r_t per episode, summed in time order inside the scan.
+        """sum_t weights_t r_t per episode (column), summed in time order inside the scan.
 
         A running sum (rather than a reduction after the scan) adds in one fixed order,
-        so a vmapped evaluation gives the unbatched numbers to the last bit.
+        so a vmapped evaluation gives the unbatched numbers to the last bit. Rewards of
+        weight 0 are left out, not multiplied: a state run past its episode may overflow.
         """
         def body(carry, xs):
             state, total = carry
@@ -88,17 +88,26 @@ def make_evaluator(env: Environment, policy: Policy, *, gamma: float, key: Array
             dist_params = jax.vmap(policy.dist_params, (None, 0))(params, jax.vmap(env.observe)(state))
             action = policy.act(dist_params, n)
             state, reward = jax.vmap(env.step)(k, state, policy.env_action(action))
-            return (state, total + w * reward), None
+            return (state, jnp.where(w > 0, total + w * reward, total)), None
 
-        zero = jnp.zeros(num_episodes, jnp.result_type(float))
-        return jax.lax.scan(body, (starts, zero), (noise, keys, weights))[0][1]  # (num_episodes,)
+        zero = jnp.zeros(weights.shape[1], jnp.result_type(float))
+        return jax.lax.scan(body, (starts, zero), (noise, keys, weights))[0][1]  # (episodes,)
 
     def evaluate(params: Params) -> dict[str, Array]:
+        # Both kinds of episode run in one scan of ``horizon`` steps, so the dynamics are
+        # traced and compiled once: columns [0, N) follow the policy with its noise,
+        # weighted gamma^t; columns [N, 2N) take the mean action (zero noise: the mode of
+        # a softmax policy), weighted 1 up to ``episode_length`` and 0 after. Both kinds
+        # start from the same states with the same env keys.
         starts, noise, env_keys = inputs()
-        discounted = returns(params, starts, noise, env_keys, discounts)
-        # Zero noise is the mean action of a Gaussian policy and the mode of a softmax one.
-        episode = returns(params, starts, jnp.zeros_like(noise[:episode_length]),
-                          env_keys[:episode_length], jnp.ones(episode_length))
-        return {"discounted_return": jnp.mean(discounted), "episode_return": jnp.mean(episode)}
+        t = jnp.arange(horizon)[:, None]
+        weights = jnp.concatenate([jnp.broadcast_to(gamma ** t, noise.shape[:2]),
+                                   jnp.broadcast_to(t < episode_length, noise.shape[:2]).astype(float)],
+                                  axis=1)
+        total = returns(params, jax.tree.map(lambda x: jnp.concatenate([x, x]), starts),
+                        jnp.concatenate([noise, jnp.zeros_like(noise)], axis=1),
+                        jnp.concatenate([env_keys, env_keys], axis=1), weights)
+        return {"discounted_return": jnp.mean(total[:num_episodes]),
+                "episode_return": jnp.mean(total[num_episodes:])}
 
     return evaluate
