@@ -12,7 +12,7 @@ from conftest import GAMMA, NanRewardAfter, metrics_without_wall_clock, read_tab
 import weakpg
 from weakpg._src import runs
 from weakpg._src.config import TrainConfig
-from weakpg._src.driver import METRIC_FIELDS, _storable, train, train_seeds
+from weakpg._src.driver import METRIC_FIELDS, _storable, precompile, train, train_seeds
 from weakpg._src.errors import NonFiniteError
 from weakpg._src.train import init_state
 
@@ -116,6 +116,29 @@ def test_keyword_budgets_replace_the_configs(lqr, policy):
     assert [r["iteration"] for r in rows] == [0, 2, 4]
     _, rows = train(lqr, policy, CONFIG, env_steps=500, eval_every=100)
     assert rows[-1]["env_steps"] >= 500 and rows[-1]["iteration"] < 60
+
+
+@pytest.mark.parametrize("seeds", [[5], [5, 6]])
+def test_precompile_leaves_a_run_nothing_to_compile(lqr, policy, seeds):
+    config = dataclasses.replace(CONFIG, iterations=9, batch_size=48)  # programs of this test's own
+    compiled = []
+
+    def on_compile(event, duration, fun_name=None, **kwargs):
+        if event.endswith("backend_compile_duration"):
+            compiled.append(fun_name)
+
+    jax.monitoring.register_event_duration_secs_listener(on_compile)
+    try:
+        precompile(lqr, policy, config, num_seeds=len(seeds))
+        assert {"jit(init)", "jit(chunk)"} <= set(compiled)
+        compiled.clear()
+        _, rows = train_seeds(lqr, policy, dataclasses.replace(config, lr=0.01), seeds=seeds)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(on_compile)
+    assert "jit(chunk)" not in compiled and "jit(init)" not in compiled
+    assert [[r["iteration"] for r in seed_rows] for seed_rows in rows] == [[0, 3, 6, 9]] * len(seeds)
+    with pytest.raises(ValueError, match=r"num_seeds must be an int in \[1, inf\], got 0"):
+        precompile(lqr, policy, config, num_seeds=0)
 
 
 def test_bad_seed_lists_are_refused(lqr, policy):

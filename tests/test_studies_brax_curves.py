@@ -138,6 +138,8 @@ def test_quick_reacher_study_end_to_end(tmp_path, persistent_compilation_cache):
     assert result.exit_code == 0, result.output
     # PPO's evaluation: one program a run (an untimed one, then the seeds'), not two.
     assert compiled.count("jit(generate_eval_unroll)") == SEEDS + 1
+    # One training program per weakpg method, compiled before its timed runs.
+    assert compiled.count("jit(chunk)") == len(REACHER.methods())
     for check in (_check_files_and_summary, _check_equal_budgets, _check_env_steps_per_sample,
                   _check_curves_csv, _check_event_files, _check_rerun_refused, _check_load_and_evaluate):
         check(out, result.output)

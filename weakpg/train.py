@@ -2,6 +2,7 @@
 
 from weakpg._src.config import TrainConfig as TrainConfig
 from weakpg._src.driver import METRIC_FIELDS as METRIC_FIELDS
+from weakpg._src.driver import precompile as precompile
 from weakpg._src.driver import train as train
 from weakpg._src.driver import train_seeds as train_seeds
 from weakpg._src.errors import NonFiniteError as NonFiniteError

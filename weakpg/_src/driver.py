@@ -6,7 +6,7 @@ append the new rows to each run folder's ``metrics.csv`` and save ``checkpoint.n
 (both atomic), so ``resume=True`` continues from the last checkpoint and writes exactly
 the rows an uninterrupted run writes (all but ``wall_seconds``), even after ``kill -9``.
 ``train_seeds`` trains several seeds as one vmapped program: one compilation, one
-run folder per seed.
+run folder per seed. ``precompile`` compiles a run's programs without running them.
 
 A nan or an inf stops training with ``NonFiniteError`` (what became non-finite, the
 iteration, the seed, the last finite state and the rows up to it). A non-finite gradient
@@ -89,6 +89,29 @@ def _compiled_init(policy: Policy, config: TrainConfig, batched: bool) -> Callab
         return init_state(policy, config, key=jax.random.key(seed))
 
     return jax.jit(jax.vmap(init) if batched else init)
+
+
+def _program_config(config: TrainConfig) -> TrainConfig:
+    """The settings a compiled program depends on: the seed, alpha_0 and p are its inputs."""
+    return dataclasses.replace(config, seed=0, lr=TrainConfig.lr, schedule_power=TrainConfig.schedule_power)
+
+
+def precompile(env: Environment, policy: Policy, config: TrainConfig, *, num_seeds: int = 1,
+               episode_length: int | None = None) -> None:
+    """Compile the programs ``train_seeds`` runs for ``config`` and ``num_seeds`` seeds; run none.
+
+    A later ``train_seeds`` call in this process with the same settings and as many seeds
+    (any seeds, step size and schedule power) finds them compiled: its wall-clock is
+    training alone.
+    """
+    check_type("num_seeds", num_seeds, int)
+    check_int_range("num_seeds", num_seeds, 1)
+    shared, batched = _program_config(config), num_seeds > 1
+    seeds = jax.ShapeDtypeStruct((num_seeds,) if batched else (), jnp.uint32)
+    init = _compiled_init(policy, shared, batched)
+    init.lower(seeds).compile()
+    _compiled_chunk(env, policy, shared, episode_length, batched).lower(
+        jax.eval_shape(init, seeds), jax.eval_shape(lambda: hyper(config))).compile()
 
 
 def _storable(state: TrainState) -> tuple[TrainState, str]:
@@ -191,7 +214,7 @@ def train_seeds(env: Environment, policy: Policy, config: TrainConfig, *, seeds:
     dirs = [Path(d) for d in run_dirs] if run_dirs is not None else None
     if resume and dirs is None:
         raise ValueError("resume=True needs the run folders (run_dirs or run_dir) to resume from")
-    shared = dataclasses.replace(config, seed=0, lr=TrainConfig.lr, schedule_power=TrainConfig.schedule_power)
+    shared = _program_config(config)
     chunk = _compiled_chunk(env, policy, shared, episode_length, batched)  # checks config against the policy
     if dirs is not None and not resume:
         for d in dirs:
