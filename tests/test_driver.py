@@ -148,6 +148,10 @@ def test_bad_seed_lists_are_refused(lqr, policy):
         train_seeds(lqr, policy, CONFIG, seeds=[-1])
     with pytest.raises(ValueError, match="resume=True needs the run folders"):
         train_seeds(lqr, policy, CONFIG, seeds=[0], resume=True)
+    with pytest.raises(ValueError, match="env must be a weakpg Environment .*, got None"):
+        train_seeds(None, policy, CONFIG, seeds=[0])
+    with pytest.raises(ValueError, match="env must be a weakpg Environment .*, got None"):
+        precompile(None, policy, CONFIG)
 
 
 def test_settings_the_policy_refuses_leave_no_run_folder(tmp_path, lqr, policy):

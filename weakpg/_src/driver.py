@@ -32,6 +32,7 @@ from weakpg._src import runs
 from weakpg._src.config import MAX_SEED, TrainConfig, check_int_range, check_type
 from weakpg._src.envs.base import Environment
 from weakpg._src.errors import NonFiniteError
+from weakpg._src.gradients import check_estimator
 from weakpg._src.policies import Policy
 from weakpg._src.train import (
     FAULTS,
@@ -73,6 +74,7 @@ def chunk_intervals(config: TrainConfig) -> int:
 def _compiled_chunk(env: Environment, policy: Policy, config: TrainConfig, episode_length: int | None,
                     batched: bool) -> Callable[..., Any]:
     """One compiled chunk per (env, policy, config less seed, alpha_0 and p)."""
+    check_estimator(env, policy, **config.estimator_options())  # before the evaluator reads env
     chunk = make_train_chunk(env, policy, config, num_intervals=chunk_intervals(config),
                              evaluate=default_evaluator(env, policy, config, episode_length))
     options = CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
@@ -107,11 +109,11 @@ def precompile(env: Environment, policy: Policy, config: TrainConfig, *, num_see
     check_type("num_seeds", num_seeds, int)
     check_int_range("num_seeds", num_seeds, 1)
     shared, batched = _program_config(config), num_seeds > 1
+    chunk = _compiled_chunk(env, policy, shared, episode_length, batched)  # checks config against the policy
     seeds = jax.ShapeDtypeStruct((num_seeds,) if batched else (), jnp.uint32)
     init = _compiled_init(policy, shared, batched)
     init.lower(seeds).compile()
-    _compiled_chunk(env, policy, shared, episode_length, batched).lower(
-        jax.eval_shape(init, seeds), jax.eval_shape(lambda: hyper(config))).compile()
+    chunk.lower(jax.eval_shape(init, seeds), jax.eval_shape(lambda: hyper(config))).compile()
 
 
 def _storable(state: TrainState) -> tuple[TrainState, str]:
