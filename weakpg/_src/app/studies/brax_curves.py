@@ -208,7 +208,7 @@ def reproduce(study: BraxStudy, out_dir: str | Path, *, quick: bool, seeds: int,
         for method in study.methods():
             for seed in range(seeds):
                 config = study.train_config(method, seed, quick=quick, action_dim=action_dim)
-                if seed == 0:  # untimed: the programs every timed run of the method uses
+                if seed == 0:  # untimed: compiles the program every timed run of the method uses
                     warm = time.perf_counter()
                     precompile(env, policy, config, episode_length=EPISODE_STEPS)
                     compile_seconds[method.label] = time.perf_counter() - warm
