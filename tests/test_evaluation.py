@@ -142,3 +142,11 @@ def test_bad_arguments_are_refused_when_the_evaluator_is_built(lqr, bad, message
     policy = LinearGaussian(lqr)
     with pytest.raises(ValueError, match=message):
         make_evaluator(lqr, policy, gamma=GAMMA, **{"key": jax.random.key(0), **bad})
+
+
+def test_an_environment_or_policy_that_is_not_weakpgs_is_refused(lqr):
+    policy = LinearGaussian(lqr)
+    with pytest.raises(ValueError, match=r"env must be a weakpg Environment .*, got None"):
+        make_evaluator(None, policy, gamma=GAMMA, key=0)
+    with pytest.raises(ValueError, match="policy must be a weakpg Policy, got 'linear'"):
+        make_evaluator(lqr, "linear", gamma=GAMMA, key=0)

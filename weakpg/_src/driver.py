@@ -32,7 +32,6 @@ from weakpg._src import runs
 from weakpg._src.config import MAX_SEED, TrainConfig, check_int_range, check_type
 from weakpg._src.envs.base import Environment
 from weakpg._src.errors import NonFiniteError
-from weakpg._src.gradients import check_estimator
 from weakpg._src.policies import Policy
 from weakpg._src.train import (
     FAULTS,
@@ -74,7 +73,6 @@ def chunk_intervals(config: TrainConfig) -> int:
 def _compiled_chunk(env: Environment, policy: Policy, config: TrainConfig, episode_length: int | None,
                     batched: bool) -> Callable[..., Any]:
     """One compiled chunk per (env, policy, config less seed, alpha_0 and p)."""
-    check_estimator(env, policy, **config.estimator_options())  # before the evaluator reads env
     chunk = make_train_chunk(env, policy, config, num_intervals=chunk_intervals(config),
                              evaluate=default_evaluator(env, policy, config, episode_length))
     options = CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None

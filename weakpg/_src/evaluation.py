@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from weakpg._src import validation
 from weakpg._src.config import MAX_SEED, check_int_range
 from weakpg._src.envs.base import Environment
-from weakpg._src.policies import Params, Policy
+from weakpg._src.policies import Params, Policy, check_policy_fits
 
 Array = jax.Array
 DEFAULT_EPISODE_LENGTH = 200  # Pendulum-v1's time limit
@@ -55,6 +55,7 @@ def make_evaluator(env: Environment, policy: Policy, *, gamma: float, key: Array
     ``key`` is a PRNG key or an int seed, made into ``jax.random.key(key)`` inside the
     traced evaluation (then building the evaluator runs nothing eagerly).
     """
+    check_policy_fits(env, policy)
     if isinstance(key, numbers.Integral) and not isinstance(key, bool):
         check_int_range("key", int(key), 0, MAX_SEED)
     elif not isinstance(key, jax.Array):

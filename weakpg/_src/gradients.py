@@ -45,7 +45,7 @@ from weakpg._src.distributions import Gaussian
 from weakpg._src.envs.base import Environment
 from weakpg._src.errors import NonFiniteError
 from weakpg._src.phantom_branches import score_function_branches, weak_derivative_branches
-from weakpg._src.policies import Params, Policy
+from weakpg._src.policies import Params, Policy, check_policy_fits
 from weakpg._src.rollouts import Jobs, geometric_horizon, run_jobs
 
 Array = jax.Array
@@ -164,15 +164,7 @@ def check_estimator(env: Any, policy: Any, *, estimator: Any, gamma: Any, num_sa
     here they also see the policy: ``coordinates`` <= d (``coordinate_dimension``) and
     ``coupling="quantile"`` only for a Gaussian policy.
     """
-    if not isinstance(env, Environment):
-        raise ValueError(f"env must be a weakpg Environment (see weakpg.envs.make), got {env!r}")
-    if not isinstance(policy, Policy):
-        raise ValueError(f"policy must be a weakpg Policy, got {policy!r}")
-    if tuple(policy.action_shape) != tuple(env.action_shape) or policy.num_actions != env.num_actions:
-        raise ValueError(
-            f"policy actions do not fit the environment: the policy has action_shape "
-            f"{policy.action_shape} and num_actions {policy.num_actions}, {env!r} has "
-            f"action_shape {env.action_shape} and num_actions {env.num_actions}")
+    check_policy_fits(env, policy)
     counted = isinstance(coordinates, int) and not isinstance(coordinates, bool)
     config.check_estimator(estimator=estimator, baseline=baseline, coupled=coupled, coordinates=coordinates,
                            coupling=coupling, gamma=gamma, num_samples=num_samples,

@@ -274,3 +274,16 @@ def make_policy(env: Environment, name: str, *, sigma: float = 1.0, learn_sigma:
         return MLPGaussian(env, sigma=sigma, learn_sigma=learn_sigma)
     return LinearGaussian(env, sigma=sigma, learn_sigma=learn_sigma,
                           features="rbf" if name == "linear-rbf" else "identity")
+
+
+def check_policy_fits(env: Any, policy: Any) -> None:
+    """ValueError unless ``env`` is a weakpg Environment and ``policy`` a Policy whose actions fit it."""
+    if not isinstance(env, Environment):
+        raise ValueError(f"env must be a weakpg Environment (see weakpg.envs.make), got {env!r}")
+    if not isinstance(policy, Policy):
+        raise ValueError(f"policy must be a weakpg Policy, got {policy!r}")
+    if tuple(policy.action_shape) != tuple(env.action_shape) or policy.num_actions != env.num_actions:
+        raise ValueError(
+            f"policy actions do not fit the environment: the policy has action_shape "
+            f"{policy.action_shape} and num_actions {policy.num_actions}, {env!r} has "
+            f"action_shape {env.action_shape} and num_actions {env.num_actions}")
