@@ -1,7 +1,7 @@
 """Shared test helpers: the XLA options of the suite, the tiny LQR of the training tests, a
 simulator that blows up, a metrics reader, tiny trained runs, the check that TensorBoard's
 event files mirror metrics.csv, the checks of a reproduction's files and of a command's clean
-failure, the agreement of two gradient estimates, the persistent compilation cache."""
+failure, the agreement of two gradient estimates, the session's persistent compilation cache."""
 
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ import pytest
 from jax._src import compilation_cache
 
 from weakpg._src import runs
-from weakpg._src.app.cli import cache_dir
 from weakpg._src.driver import CPU_COMPILER_OPTIONS, METRIC_FIELDS
 from weakpg._src.envs.base import Environment
 from weakpg.envs import LinearQuadratic
@@ -209,18 +208,20 @@ def assert_estimates_agree(a, b, *, num_stderr: float = 4.0) -> None:
     assert_unbiased(GradientEstimate(diff, stderr), jax.tree.map(jnp.zeros_like, diff), num_stderr=num_stderr)
 
 
-@pytest.fixture(scope="module")
-def persistent_compilation_cache():
-    """JAX's persistent cache (JAX_COMPILATION_CACHE_DIR, else the command line's) for one module.
-
-    For modules whose programs take long to compile (Brax's, flax's): a second run loads them.
+@pytest.fixture(scope="session", autouse=True)
+def persistent_compilation_cache(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """JAX's persistent cache for the whole session: every xdist worker and every command the
+    tests start (subprocesses, sweep and Ray workers inherit ``JAX_COMPILATION_CACHE_DIR``)
+    compiles a program once and loads it after that. A folder of the session's own, unless
+    the caller set ``JAX_COMPILATION_CACHE_DIR``. Every program is cached, however fast it
+    compiled (as the command line does).
     """
-    names = ("jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
-    old = {name: getattr(jax.config, name) for name in names}
-    jax.config.update(names[0], os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(cache_dir()))
-    jax.config.update(names[1], 0.0)
-    compilation_cache.reset_cache()  # the cache is set up once per process, at the first compile
-    yield
-    for name, value in old.items():
-        jax.config.update(name, value)
-    compilation_cache.reset_cache()
+    base = tmp_path_factory.getbasetemp()
+    folder = os.environ.get("JAX_COMPILATION_CACHE_DIR") or str(
+        (base if worker_id == "master" else base.parent) / "xla-cache")  # shared by the workers
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = folder
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    compilation_cache.reset_cache()  # the cache is set up once per process, at its first compile
+    return Path(folder)

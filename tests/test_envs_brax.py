@@ -2,7 +2,7 @@
 
 Brax programs take tens of seconds to compile on a CPU, so the tests use the cheapest
 environment and backend (inverted_pendulum on "spring"), share one environment and one
-compiled program per estimator, and keep compiled programs in JAX's persistent cache.
+compiled program per estimator.
 """
 
 from __future__ import annotations
@@ -20,9 +20,6 @@ from weakpg.envs import BRAX_BACKENDS, BRAX_NAMES, make
 
 STEPS = 40
 GAMMA = 0.9
-
-
-pytestmark = pytest.mark.usefixtures("persistent_compilation_cache")
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,6 @@ from weakpg.envs import FiniteMDP, LinearQuadratic
 from weakpg.policies import from_network
 from weakpg.testing import assert_unbiased
 
-pytestmark = pytest.mark.usefixtures("persistent_compilation_cache")
-
 N = 10_000
 KEY = jax.random.key(11)
 GAMMA, SIGMA = 0.9, 0.5

@@ -116,7 +116,7 @@ def test_bad_study_settings_are_refused(change, match):
 
 
 @pytest.mark.long
-def test_quick_reacher_study_end_to_end(tmp_path, persistent_compilation_cache):
+def test_quick_reacher_study_end_to_end(tmp_path):
     """``weakpg reproduce reacher --quick``, checked by each ``_check_*`` below.
 
     One test, so that one worker compiles the study's programs (a module-scoped fixture

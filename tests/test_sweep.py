@@ -22,18 +22,6 @@ TINY = {"env": "Pendulum-v1", "policy": "linear", "batch_size": 32, "env_steps":
         "eval_episodes": 2}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def compilation_cache(tmp_path_factory):
-    """One persistent XLA cache for every worker of this module: compile each program once.
-
-    Workers are new processes (spawned, or Ray's) that inherit this environment variable;
-    without it each would spend most of its time compiling the same train step.
-    """
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path_factory.mktemp("xla-cache")))
-        yield
-
-
 def test_grid_is_the_cartesian_product_with_seeds_fastest():
     planned = sweep_plan.plan({**TINY, "estimator": "sf", "grid": {"baseline": ["none", "rollout"],
                                                               "lr": [0.05, 0.1]}}, seeds=2)

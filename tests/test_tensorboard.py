@@ -98,8 +98,7 @@ def test_reproduce_writes_event_files_for_each_method_and_seed(tmp_path):
                                                   "| Episode return (most likely action, 500 steps) |"))
 
 
-def test_a_local_sweep_writes_event_files_per_run_and_adds_them_on_resume(tmp_path, monkeypatch):
-    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "xla-cache"))
+def test_a_local_sweep_writes_event_files_per_run_and_adds_them_on_resume(tmp_path):
     config = {"env": "Pendulum-v1", "policy": "linear", "batch_size": 32, "env_steps": 2000, "eval_every": 1,
               "eval_episodes": 2, "grid": {"estimator": ["jd", "sf"]}}
     result = sweep.run_sweep(config, tmp_path / "sweep", tensorboard=True)
