@@ -170,16 +170,19 @@ def run_jobs(
         lambda s: env.step(jax.random.key(0), s, policy.env_action(
             policy.act(policy.dist_params(params, env.observe(s)), policy.noise(jax.random.key(0))))),
         first_state)[1].dtype
+    # The counters derive from the horizons: under jax.vmap they are batched from the
+    # start, so the loop batches its body once instead of again on finding them batched.
+    zero = jobs.horizon[0] * 0
     carry = {
         "state": jax.tree.map(lambda x: jnp.broadcast_to(x, (slots,) + x.shape), first_state),
-        "job": jnp.full(lanes, num_jobs, jnp.int32),
-        "remaining": jnp.zeros(lanes, jnp.int32),
-        "age": jnp.zeros(lanes, jnp.int32),
-        "acc": jnp.zeros(slots, reward_dtype),
-        "next": jnp.array(0, jnp.int32),
-        "t": jnp.array(0, jnp.int32),
-        "env_steps": jnp.array(0, jnp.int32),
-        "returns": jnp.zeros((num_jobs, members), reward_dtype),
+        "job": jnp.full(lanes, num_jobs, jnp.int32) + zero,
+        "remaining": jnp.zeros(lanes, jnp.int32) + zero,
+        "age": jnp.zeros(lanes, jnp.int32) + zero,
+        "acc": jnp.zeros(slots, reward_dtype) + zero,
+        "next": zero,
+        "t": zero,
+        "env_steps": zero,
+        "returns": jnp.zeros((num_jobs, members), reward_dtype) + zero,
         "final": jax.tree.map(jnp.zeros_like, jobs.start) if keep_final else None,
     }
     carry = jax.lax.while_loop(not_finished, run_chunk, carry)
