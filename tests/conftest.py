@@ -209,7 +209,7 @@ def assert_estimates_agree(a, b, *, num_stderr: float = 4.0) -> None:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def persistent_compilation_cache(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+def persistent_compilation_cache(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> None:
     """JAX's persistent cache for the whole session: every xdist worker and every command the
     tests start (subprocesses, sweep and Ray workers inherit ``JAX_COMPILATION_CACHE_DIR``)
     compiles a program once and loads it after that. A folder of the session's own, unless
@@ -224,4 +224,3 @@ def persistent_compilation_cache(tmp_path_factory: pytest.TempPathFactory, worke
     jax.config.update("jax_compilation_cache_dir", folder)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     compilation_cache.reset_cache()  # the cache is set up once per process, at its first compile
-    return Path(folder)
