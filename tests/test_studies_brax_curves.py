@@ -19,7 +19,7 @@ import pytest
 from conftest import fails_cleanly, read_events
 from typer.testing import CliRunner
 
-from weakpg._src import runs
+from weakpg._src import program_cache, runs
 from weakpg._src.app.cli import app
 from weakpg._src.app.studies.brax_curves import OUTPUT_FILES, compare, mean_and_halfwidth, value_at
 from weakpg._src.app.studies.brax_setups import INVERTED_DOUBLE_PENDULUM, PPO_LABEL, REACHER, PPOSettings
@@ -128,6 +128,8 @@ def test_quick_reacher_study_end_to_end(tmp_path):
     def on_compile(event, duration, fun_name=None, **kwargs):
         if event.endswith("backend_compile_duration"):
             compiled.append(fun_name)
+        elif event == program_cache.LOAD_EVENT:  # loaded, traced and compiled in an earlier process
+            compiled.append(f"jit({fun_name})")
 
     jax.monitoring.register_event_duration_secs_listener(on_compile)
     try:

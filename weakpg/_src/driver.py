@@ -7,6 +7,8 @@ append the new rows to each run folder's ``metrics.csv`` and save ``checkpoint.n
 the rows an uninterrupted run writes (all but ``wall_seconds``), even after ``kill -9``.
 ``train_seeds`` trains several seeds as one vmapped program: one compilation, one
 run folder per seed. ``precompile`` compiles a run's programs without running them.
+Where JAX's persistent cache is on, the compiled programs are also kept in the program
+cache (``program_cache``), which a later process loads without tracing them.
 
 A nan or an inf stops training with ``NonFiniteError`` (what became non-finite, the
 iteration, the seed, the last finite state and the rows up to it). A non-finite gradient
@@ -28,10 +30,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from weakpg._src import runs
+from weakpg._src import program_cache, runs
 from weakpg._src.config import MAX_SEED, TrainConfig, check_int_range, check_type
 from weakpg._src.envs.base import Environment
 from weakpg._src.errors import NonFiniteError
+from weakpg._src.gradients import check_estimator
 from weakpg._src.policies import Policy
 from weakpg._src.train import (
     FAULTS,
@@ -69,18 +72,7 @@ def chunk_intervals(config: TrainConfig) -> int:
     return intervals
 
 
-@functools.lru_cache(maxsize=32)
-def _compiled_chunk(env: Environment, policy: Policy, config: TrainConfig, episode_length: int | None,
-                    batched: bool) -> Callable[..., Any]:
-    """One compiled chunk per (env, policy, config less seed, alpha_0 and p)."""
-    chunk = make_train_chunk(env, policy, config, num_intervals=chunk_intervals(config),
-                             evaluate=default_evaluator(env, policy, config, episode_length))
-    options = CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
-    return jax.jit(jax.vmap(chunk, (0, None)) if batched else chunk, compiler_options=options)
-
-
-@functools.lru_cache(maxsize=32)
-def _compiled_init(policy: Policy, config: TrainConfig, batched: bool) -> Callable[[Any], TrainState]:
+def _init_program(policy: Policy, config: TrainConfig, batched: bool) -> Callable[[Any], TrainState]:
     """``init_state`` from a uint32 seed (a vector of them when ``batched``), one program.
 
     Built eagerly, the initial state costs a compilation per operation.
@@ -89,6 +81,31 @@ def _compiled_init(policy: Policy, config: TrainConfig, batched: bool) -> Callab
         return init_state(policy, config, key=jax.random.key(seed))
 
     return jax.jit(jax.vmap(init) if batched else init)
+
+
+@functools.lru_cache(maxsize=32)
+def _programs(env: Environment, policy: Policy, config: TrainConfig, episode_length: int | None,
+              num_seeds: int) -> tuple[jax.stages.Compiled, jax.stages.Compiled]:
+    """The compiled ``init`` (seeds -> state) and chunk ((state, hyper) -> (state, rows)).
+
+    One pair per (env, policy, config less seed, alpha_0 and p, seed count), from the
+    program cache when it holds them: then nothing is traced or compiled.
+    """
+    batched = num_seeds > 1
+    seeds = jax.ShapeDtypeStruct((num_seeds,) if batched else (), jnp.uint32)
+    options = CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
+    parts = (env, policy, config, episode_length, num_seeds)
+    init = _init_program(policy, config, batched)
+
+    def lower_chunk() -> jax.stages.Lowered:
+        chunk = make_train_chunk(env, policy, config, num_intervals=chunk_intervals(config),
+                                 evaluate=default_evaluator(env, policy, config, episode_length))
+        program = jax.jit(jax.vmap(chunk, (0, None)) if batched else chunk, compiler_options=options)
+        return program.lower(jax.eval_shape(init, seeds), jax.eval_shape(lambda: hyper(config)))
+
+    check_estimator(env, policy, **config.estimator_options())  # a cached program too is refused
+    return (program_cache.compiled("init", parts, lambda: init.lower(seeds)),
+            program_cache.compiled("chunk", parts, lower_chunk, options))
 
 
 def _program_config(config: TrainConfig) -> TrainConfig:
@@ -106,12 +123,7 @@ def precompile(env: Environment, policy: Policy, config: TrainConfig, *, num_see
     """
     check_type("num_seeds", num_seeds, int)
     check_int_range("num_seeds", num_seeds, 1)
-    shared, batched = _program_config(config), num_seeds > 1
-    chunk = _compiled_chunk(env, policy, shared, episode_length, batched)  # checks config against the policy
-    seeds = jax.ShapeDtypeStruct((num_seeds,) if batched else (), jnp.uint32)
-    init = _compiled_init(policy, shared, batched)
-    init.lower(seeds).compile()
-    chunk.lower(jax.eval_shape(init, seeds), jax.eval_shape(lambda: hyper(config))).compile()
+    _programs(env, policy, _program_config(config), episode_length, num_seeds)
 
 
 def _storable(state: TrainState) -> tuple[TrainState, str]:
@@ -214,12 +226,11 @@ def train_seeds(env: Environment, policy: Policy, config: TrainConfig, *, seeds:
     dirs = [Path(d) for d in run_dirs] if run_dirs is not None else None
     if resume and dirs is None:
         raise ValueError("resume=True needs the run folders (run_dirs or run_dir) to resume from")
-    shared = _program_config(config)
-    chunk = _compiled_chunk(env, policy, shared, episode_length, batched)  # checks config against the policy
+    init, chunk = _programs(env, policy, _program_config(config), episode_length, len(seeds))
     if dirs is not None and not resume:
         for d in dirs:
             d.mkdir(parents=True, exist_ok=True)
-    state = _compiled_init(policy, shared, batched)(np.asarray(seeds if batched else seeds[0], np.uint32))
+    state = init(np.asarray(seeds if batched else seeds[0], np.uint32))
     rows, offsets = [[] for _ in seeds], [0.0] * len(seeds)
     if resume:
         states = [jax.tree.map(lambda x, i=i: x[i], state) for i in range(len(seeds))] if batched else [state]

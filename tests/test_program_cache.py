@@ -1,0 +1,181 @@
+"""The persistent cache of compiled programs: its key, its entries, and the driver's use of it."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax._src import compilation_cache
+
+import weakpg
+from weakpg._src import driver, program_cache
+from weakpg._src.config import TrainConfig
+from weakpg._src.program_cache import Unfingerprintable, compiled, fingerprint
+
+
+@pytest.fixture
+def cache(tmp_path):
+    """JAX's persistent cache (and so this one) in a folder of the test's own."""
+    before = jax.config.values["jax_compilation_cache_dir"]
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path / "xla"))
+    compilation_cache.reset_cache()
+    yield tmp_path / "xla" / program_cache.FOLDER_NAME
+    jax.config.update("jax_compilation_cache_dir", before)
+    compilation_cache.reset_cache()
+
+
+@pytest.fixture
+def events():
+    """The names of the programs compiled (by XLA, or loaded by JAX's cache) and of those
+    loaded by this cache while the test runs."""
+    seen = {"compiled": [], "loaded": []}
+
+    def on_duration(event, duration, fun_name=None, **kwargs):
+        if event.endswith("backend_compile_duration"):
+            seen["compiled"].append(fun_name)
+        elif event == program_cache.LOAD_EVENT:
+            seen["loaded"].append(fun_name)
+
+    jax.monitoring.register_event_duration_secs_listener(on_duration)
+    yield seen
+    jax.monitoring.unregister_event_duration_listener(on_duration)
+
+
+def _refuse():
+    raise AssertionError("traced and lowered although the cache holds the program")
+
+
+def _program(scale: float):
+    """A program of this module's own (no other test compiles it), and its input."""
+    x = jnp.arange(7.0)
+    return (lambda: jax.jit(lambda v: jnp.sin(v) * scale).lower(x)), x
+
+
+def test_equal_objects_share_a_fingerprint_and_any_change_makes_another(lqr):
+    policy = weakpg.LinearGaussian(lqr, sigma=0.5)
+    config = TrainConfig(estimator="jd", gamma=0.9, iterations=5, env_steps=None)
+    same = fingerprint((lqr, weakpg.LinearGaussian(lqr, sigma=0.5), dataclasses.replace(config)))
+    assert fingerprint((lqr, policy, config)) == same
+    assert fingerprint((lqr, weakpg.LinearGaussian(lqr, sigma=0.5 + 1e-7), config)) != same  # an array's bits
+    assert fingerprint((lqr, policy, dataclasses.replace(config, batch_size=257))) != same
+    assert fingerprint((lqr, policy, config, 1)) != fingerprint((lqr, policy, config, 1.0))  # types count
+    assert fingerprint({"a": 1, "b": 2}) == fingerprint({"b": 2, "a": 1})
+    assert fingerprint(jax.random.key(0)) != fingerprint(jax.random.key(1))
+
+
+def test_what_a_fingerprint_cannot_pin_down_is_refused():
+    class Local:
+        pass
+
+    def closure():
+        return policy
+
+    policy = object()
+    cyclic: list = []
+    cyclic.append(cyclic)
+    for obj, match in [(lambda x: x, "lambda"), (closure, "closure"), (Local(), "inside a function"),
+                       (np.random.default_rng(0), "outside its __dict__"), (np.sin, "outside its __dict__"),
+                       (cyclic, "cyclic"), (np.array([object()]), "Python objects")]:
+        with pytest.raises(Unfingerprintable, match=match):
+            fingerprint(obj)
+        assert program_cache.key("x", (1, obj), None) is None
+    assert fingerprint(textwrap.dedent) != fingerprint(functools.partial(textwrap.dedent, "  a"))
+
+
+def test_the_key_follows_the_compiler_options_xla_flags_and_jax_config(monkeypatch):
+    key = program_cache.key("chunk", (1, 2.0), None)
+    assert key == program_cache.key("chunk", (1, 2.0), {})
+    assert program_cache.key("init", (1, 2.0), None) != key
+    assert program_cache.key("chunk", (1, 2.0), {"xla_backend_optimization_level": 1}) != key
+    with jax.numpy_rank_promotion("raise"):
+        assert program_cache.key("chunk", (1, 2.0), None) != key
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=true")
+    assert program_cache.key("chunk", (1, 2.0), None) != key
+
+
+def test_a_stored_program_loads_without_tracing_and_computes_the_same(cache, events):
+    lower, x = _program(1.5)
+    first = compiled("sine", ("sine", 1.5), lower)
+    assert len(list(cache.glob("*.bin"))) == 1
+    again = compiled("sine", ("sine", 1.5), _refuse)
+    assert events["loaded"] == ["sine"]
+    np.testing.assert_array_equal(np.asarray(again(x)), np.asarray(first(x)))
+    np.testing.assert_allclose(np.asarray(again(x)), np.sin(np.arange(7.0)) * 1.5, rtol=1e-6)
+    with pytest.raises(AssertionError, match="traced and lowered"):  # other parts: another program
+        compiled("sine", ("sine", 2.5), _refuse)
+
+
+def test_a_damaged_entry_is_deleted_and_the_program_compiled_again(cache, events):
+    lower, x = _program(3.5)
+    compiled("sine", ("sine", 3.5), lower)
+    (entry,) = cache.glob("*.bin")
+    for n, cut in enumerate((0.5, 1.0, 0.0)):
+        good = entry.read_bytes()
+        damage = good[:int(len(good) * cut)]
+        entry.write_bytes(damage[:-1] + bytes([damage[-1] ^ 1]) if cut == 1.0 else damage)
+        program = compiled("sine", ("sine", 3.5), lower)
+        np.testing.assert_allclose(np.asarray(program(x)), np.sin(np.arange(7.0)) * 3.5, rtol=1e-6)
+        assert len(events["loaded"]) == n and not entry.exists()
+        for jax_entry in cache.parent.glob("*-cache"):  # so that XLA compiles it, and it is stored
+            jax_entry.unlink()
+        compiled("sine", ("sine", 3.5), lower)
+        compiled("sine", ("sine", 3.5), _refuse)
+        assert len(events["loaded"]) == n + 1
+
+
+def test_programs_that_cannot_be_stored_are_not(cache):
+    x = jnp.arange(3.0)
+
+    def with_callback(v):
+        return jax.pure_callback(np.cos, jax.ShapeDtypeStruct(v.shape, v.dtype), v)
+
+    program = compiled("callback", ("callback",), lambda: jax.jit(with_callback).lower(x))
+    np.testing.assert_allclose(np.asarray(program(x)), np.cos(np.arange(3.0)), rtol=1e-6)
+    assert not cache.exists() or not list(cache.glob("*.bin"))
+    # One JAX loaded from its own cache: XLA serialises it without its kernels.
+    lower, _ = _program(4.5)
+    compiled("sine", ("sine", 4.5), lower)
+    for entry in cache.glob("*.bin"):
+        entry.unlink()
+    compiled("sine", ("sine", 4.5), lower)
+    assert not list(cache.glob("*.bin"))
+
+
+def test_the_least_recently_used_entries_beyond_the_limit_are_deleted(cache, monkeypatch):
+    monkeypatch.setattr(program_cache, "MAX_ENTRIES", 2)
+    for scale in (5.5, 6.5, 7.5):
+        compiled("sine", ("sine", scale), _program(scale)[0])
+    assert len(list(cache.glob("*.bin"))) == 2
+    with pytest.raises(AssertionError, match="traced and lowered"):
+        compiled("sine", ("sine", 5.5), _refuse)
+
+
+def test_no_cache_folder_without_jax_persistent_cache(cache):
+    assert program_cache.folder() == cache
+    jax.config.update("jax_enable_compilation_cache", False)
+    try:
+        assert program_cache.folder() is None
+    finally:
+        jax.config.update("jax_enable_compilation_cache", True)
+
+
+def test_a_second_training_loads_its_programs_and_writes_the_same_rows(cache, events, lqr):
+    policy = weakpg.LinearGaussian(lqr, sigma=0.5)
+    config = TrainConfig(estimator="jd", gamma=0.9, batch_size=40, lr=0.05, schedule_power=0.6, iterations=6,
+                         env_steps=None, eval_every=2)
+    driver._programs.cache_clear()
+    _, rows = driver.train_seeds(lqr, policy, config, seeds=[3, 4])
+    assert {"jit(init)", "jit(chunk)"} <= set(events["compiled"]) and len(list(cache.glob("*.bin"))) == 2
+    driver._programs.cache_clear()  # as in a new process
+    events["compiled"].clear()
+    _, again = driver.train_seeds(lqr, weakpg.LinearGaussian(lqr, sigma=0.5), config, seeds=[3, 4])
+    assert sorted(events["loaded"]) == ["chunk", "init"] and "jit(chunk)" not in events["compiled"]
+    def without_wall_clock(runs):  # repr: nan equals nan
+        return repr([[{k: v for k, v in row.items() if k != "wall_seconds"} for row in run] for run in runs])
+
+    assert without_wall_clock(again) == without_wall_clock(rows)
