@@ -172,13 +172,13 @@ def train_weakpg(trace: Trace, slug: str, seed: int, budget: int, eval_every: in
 
     import weakpg
     from weakpg._src.app.studies.learning_setups import METHODS, PENDULUM
-    from weakpg._src.driver import CPU_COMPILER_OPTIONS
+    from weakpg._src.compiler_options import CPU_COMPILER_OPTIONS, for_backend
 
     (method,) = [m for m in METHODS if m.slug == slug]
     env = weakpg.envs.make(PENDULUM.env_id)
     policy = PENDULUM.make_policy(env)
     config = PENDULUM.train_config(method, seed, budget)
-    options = CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
+    options = for_backend(CPU_COMPILER_OPTIONS)
     chunk = jax.jit(weakpg.train.make_train_chunk(env, policy, config, num_intervals=1,
                                                   evaluate=lambda params: {}), compiler_options=options)
     mean = jax.jit(lambda params, obs: policy.env_action(jax.vmap(

@@ -13,8 +13,9 @@ from conftest import GAMMA, NanRewardAfter
 
 import weakpg
 from weakpg._src.app.studies import problems
+from weakpg._src.compiler_options import CPU_COMPILER_OPTIONS
 from weakpg._src.config import TrainConfig
-from weakpg._src.driver import CPU_COMPILER_OPTIONS, train
+from weakpg._src.driver import train
 from weakpg._src.gradients import make_gradient_estimator
 from weakpg._src.train import FAULTS, Hyper, hyper, init_state, make_train, make_train_chunk, make_train_step
 

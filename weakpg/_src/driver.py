@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from weakpg._src import program_cache, runs
+from weakpg._src.compiler_options import CPU_COMPILER_OPTIONS, for_backend
 from weakpg._src.config import MAX_SEED, TrainConfig, check_int_range, check_type
 from weakpg._src.envs.base import Environment
 from weakpg._src.errors import NonFiniteError
@@ -51,13 +52,6 @@ METRIC_FIELDS = ("iteration", "env_steps", "wall_seconds", "discounted_return", 
                  "grad_norm", "grad_stderr_norm", "step_size")
 EVALUATION_FIELDS = ("discounted_return", "episode_return")  # finite in every row
 CHUNK_ITERATIONS = 20  # iterations between host syncs (rows, checkpoints, progress)
-# On the CPU, XLA's fusion emitters cost about a quarter of the chunk's compile time and
-# LLVM's optimisation level 1 (of 3) a further quarter; neither changes the chunk's run
-# time measurably at the reproduction's batch of 256 (Pendulum PG-JD: 1.43 -> 1.10 s
-# compiling, 47 ms a chunk either way). At a batch of 16384 the estimate runs about a
-# quarter slower without the fusion emitters (14.5M against 19M env steps/s).
-# Other backends keep their defaults.
-CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 1}
 Row = dict[str, float]
 Callback = Callable[[Row], bool | None]
 RowsObserver = Callable[[int, list[Row]], None]
@@ -93,7 +87,7 @@ def _programs(env: Environment, policy: Policy, config: TrainConfig, episode_len
     """
     batched = num_seeds > 1
     seeds = jax.ShapeDtypeStruct((num_seeds,) if batched else (), jnp.uint32)
-    options = CPU_COMPILER_OPTIONS if jax.default_backend() == "cpu" else None
+    options = for_backend(CPU_COMPILER_OPTIONS)
     parts = (env, policy, config, episode_length, num_seeds)
     init = _init_program(policy, config, batched)
 

@@ -41,6 +41,7 @@ import numpy as np
 
 from weakpg._src import config, validation
 from weakpg._src.chain_rule import chain_rule
+from weakpg._src.compiler_options import CPU_ESTIMATOR_OPTIONS, for_backend
 from weakpg._src.distributions import Gaussian
 from weakpg._src.envs.base import Environment
 from weakpg._src.errors import NonFiniteError
@@ -202,7 +203,8 @@ def _check_params(policy: Policy, params: Params) -> None:
 @functools.lru_cache(maxsize=64)
 def _jitted_estimator(env: Environment, policy: Policy, options: tuple[tuple[str, Any], ...]
                       ) -> Callable[[Array, Params], PolicyGradientEstimate]:
-    return jax.jit(make_gradient_estimator(env, policy, **dict(options)))
+    return jax.jit(make_gradient_estimator(env, policy, **dict(options)),
+                   compiler_options=for_backend(CPU_ESTIMATOR_OPTIONS))
 
 
 def estimate_gradient(
