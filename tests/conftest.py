@@ -5,10 +5,12 @@ failure, the agreement of two gradient estimates, the session's persistent compi
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import jax
@@ -17,7 +19,7 @@ import numpy as np
 import pytest
 from jax._src import compilation_cache
 
-from weakpg._src import runs
+from weakpg._src import program_cache, runs
 from weakpg._src.compiler_options import CPU_COMPILER_OPTIONS
 from weakpg._src.driver import METRIC_FIELDS
 from weakpg._src.envs.base import Environment
@@ -56,6 +58,30 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def lqr() -> LinearQuadratic:
     """A scalar, open-loop stable LQR whose optimum K* is far from K = 0."""
     return LinearQuadratic(A=[[A]], B=[[B]], Q=[[Q]], R=[[R]], noise_cov=[[0.1]], init_cov=[[1.0]])
+
+
+def program_name(fun_name: str) -> str:
+    """A compiled program's name less the program cache's entry key: ``jit(chunk)``."""
+    return re.sub(r"_[0-9a-f]{16}\)$", ")", fun_name)
+
+
+@contextlib.contextmanager
+def programs_compiled() -> Iterator[list[str]]:
+    """The programs compiled (by XLA, or loaded from JAX's cache) or loaded from the program
+    cache while the block runs, as ``jit(name)``."""
+    names: list[str] = []
+
+    def on_duration(event: str, duration: float, fun_name: str = "", **kwargs: object) -> None:
+        if event.endswith("backend_compile_duration"):
+            names.append(program_name(fun_name))
+        elif event == program_cache.LOAD_EVENT:  # loaded, traced and compiled in an earlier process
+            names.append(f"jit({fun_name})")
+
+    jax.monitoring.register_event_duration_secs_listener(on_duration)
+    try:
+        yield names
+    finally:
+        jax.monitoring.unregister_event_duration_listener(on_duration)
 
 
 def read_table(path: Path) -> list[dict[str, int | float | str]]:

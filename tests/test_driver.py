@@ -7,10 +7,10 @@ import dataclasses
 import jax
 import numpy as np
 import pytest
-from conftest import GAMMA, NanRewardAfter, metrics_without_wall_clock, read_table
+from conftest import GAMMA, NanRewardAfter, metrics_without_wall_clock, programs_compiled, read_table
 
 import weakpg
-from weakpg._src import program_cache, runs
+from weakpg._src import runs
 from weakpg._src.config import TrainConfig
 from weakpg._src.driver import METRIC_FIELDS, _storable, precompile, train, train_seeds
 from weakpg._src.errors import NonFiniteError
@@ -121,22 +121,11 @@ def test_keyword_budgets_replace_the_configs(lqr, policy):
 @pytest.mark.parametrize("seeds", [[5], [5, 6]])
 def test_precompile_leaves_a_run_nothing_to_compile(lqr, policy, seeds):
     config = dataclasses.replace(CONFIG, iterations=9, batch_size=48)  # programs of this test's own
-    compiled = []
-
-    def on_compile(event, duration, fun_name=None, **kwargs):
-        if event.endswith("backend_compile_duration"):
-            compiled.append(fun_name)
-        elif event == program_cache.LOAD_EVENT:  # loaded, traced and compiled in an earlier process
-            compiled.append(f"jit({fun_name})")
-
-    jax.monitoring.register_event_duration_secs_listener(on_compile)
-    try:
+    with programs_compiled() as compiled:
         precompile(lqr, policy, config, num_seeds=len(seeds))
         assert {"jit(init)", "jit(chunk)"} <= set(compiled)
         compiled.clear()
         _, rows = train_seeds(lqr, policy, dataclasses.replace(config, lr=0.01), seeds=seeds)
-    finally:
-        jax.monitoring.unregister_event_duration_listener(on_compile)
     assert "jit(chunk)" not in compiled and "jit(init)" not in compiled
     assert [[r["iteration"] for r in seed_rows] for seed_rows in rows] == [[0, 3, 6, 9]] * len(seeds)
     with pytest.raises(ValueError, match=r"num_seeds must be an int in \[1, inf\], got 0"):

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import program_name
 from jax._src import compilation_cache
 
 import weakpg
@@ -37,7 +38,7 @@ def events():
 
     def on_duration(event, duration, fun_name=None, **kwargs):
         if event.endswith("backend_compile_duration"):
-            seen["compiled"].append(fun_name)
+            seen["compiled"].append(program_name(fun_name))
         elif event == program_cache.LOAD_EVENT:
             seen["loaded"].append(fun_name)
 
@@ -46,14 +47,14 @@ def events():
     jax.monitoring.unregister_event_duration_listener(on_duration)
 
 
-def _refuse():
+def _refuse(name):
     raise AssertionError("traced and lowered although the cache holds the program")
 
 
 def _program(scale: float):
     """A program of this module's own (no other test compiles it), and its input."""
     x = jnp.arange(7.0)
-    return (lambda: jax.jit(lambda v: jnp.sin(v) * scale).lower(x)), x
+    return (lambda name: jax.jit(program_cache.named(lambda v: jnp.sin(v) * scale, name)).lower(x)), x
 
 
 def test_equal_objects_share_a_fingerprint_and_any_change_makes_another(lqr):
@@ -134,7 +135,8 @@ def test_programs_that_cannot_be_stored_are_not(cache):
     def with_callback(v):
         return jax.pure_callback(np.cos, jax.ShapeDtypeStruct(v.shape, v.dtype), v)
 
-    program = compiled("callback", ("callback",), lambda: jax.jit(with_callback).lower(x))
+    program = compiled("callback", ("callback",),
+                       lambda name: jax.jit(program_cache.named(with_callback, name)).lower(x))
     np.testing.assert_allclose(np.asarray(program(x)), np.cos(np.arange(3.0)), rtol=1e-6)
     assert not cache.exists() or not list(cache.glob("*.bin"))
     # One JAX loaded from its own cache: XLA serialises it without its kernels.
@@ -144,6 +146,18 @@ def test_programs_that_cannot_be_stored_are_not(cache):
         entry.unlink()
     compiled("sine", ("sine", 4.5), lower)
     assert not list(cache.glob("*.bin"))
+
+
+def test_a_program_is_stored_again_after_an_upgrade_though_jax_s_cache_holds_its_twin(cache, monkeypatch):
+    lower, x = _program(8.5)
+    compiled("sine", ("sine", 8.5), lower)
+    monkeypatch.setattr(program_cache, "_installation", lambda: "another build of weakpg")
+    # The same lowered program under another entry: named after its entry, it misses JAX's
+    # cache, so XLA compiles it and it can be stored (one JAX loaded could not).
+    program = compiled("sine", ("sine", 8.5), lower)
+    assert len(list(cache.glob("*.bin"))) == 2
+    again = compiled("sine", ("sine", 8.5), _refuse)
+    np.testing.assert_array_equal(np.asarray(again(x)), np.asarray(program(x)))
 
 
 def test_the_least_recently_used_entries_beyond_the_limit_are_deleted(cache, monkeypatch):

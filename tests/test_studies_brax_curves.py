@@ -16,10 +16,10 @@ import sys
 import jax
 import numpy as np
 import pytest
-from conftest import fails_cleanly, read_events
+from conftest import fails_cleanly, programs_compiled, read_events
 from typer.testing import CliRunner
 
-from weakpg._src import program_cache, runs
+from weakpg._src import runs
 from weakpg._src.app.cli import app
 from weakpg._src.app.studies.brax_curves import OUTPUT_FILES, compare, mean_and_halfwidth, value_at
 from weakpg._src.app.studies.brax_setups import INVERTED_DOUBLE_PENDULUM, PPO_LABEL, REACHER, PPOSettings
@@ -123,20 +123,9 @@ def test_quick_reacher_study_end_to_end(tmp_path):
     shared by several tests ran once per xdist worker).
     """
     out = tmp_path / "quick"
-    compiled = []  # the programs compiled (or loaded from the cache) while the study runs
-
-    def on_compile(event, duration, fun_name=None, **kwargs):
-        if event.endswith("backend_compile_duration"):
-            compiled.append(fun_name)
-        elif event == program_cache.LOAD_EVENT:  # loaded, traced and compiled in an earlier process
-            compiled.append(f"jit({fun_name})")
-
-    jax.monitoring.register_event_duration_secs_listener(on_compile)
-    try:
+    with programs_compiled() as compiled:  # the programs compiled (or loaded) while the study runs
         result = CliRunner().invoke(app, ["reproduce", "reacher", "--quick", "--seeds", str(SEEDS),
                                           "--tensorboard", "--out", str(out)])
-    finally:
-        jax.monitoring.unregister_event_duration_listener(on_compile)
     assert result.exit_code == 0, result.output
     # PPO's evaluation: one program a run (an untimed one, then the seeds'), not two.
     assert compiled.count("jit(generate_eval_unroll)") == SEEDS + 1

@@ -67,14 +67,14 @@ def chunk_intervals(config: TrainConfig) -> int:
 
 
 def _init_program(policy: Policy, config: TrainConfig, batched: bool) -> Callable[[Any], TrainState]:
-    """``init_state`` from a uint32 seed (a vector of them when ``batched``), one program.
+    """``init_state`` from a uint32 seed (a vector of them when ``batched``), to compile once.
 
     Built eagerly, the initial state costs a compilation per operation.
     """
     def init(seed: jax.Array) -> TrainState:
         return init_state(policy, config, key=jax.random.key(seed))
 
-    return jax.jit(jax.vmap(init) if batched else init)
+    return jax.vmap(init) if batched else init
 
 
 @functools.lru_cache(maxsize=32)
@@ -91,14 +91,18 @@ def _programs(env: Environment, policy: Policy, config: TrainConfig, episode_len
     parts = (env, policy, config, episode_length, num_seeds)
     init = _init_program(policy, config, batched)
 
-    def lower_chunk() -> jax.stages.Lowered:
+    def lower_init(name: str) -> jax.stages.Lowered:
+        return jax.jit(program_cache.named(init, name)).lower(seeds)
+
+    def lower_chunk(name: str) -> jax.stages.Lowered:
         chunk = make_train_chunk(env, policy, config, num_intervals=chunk_intervals(config),
                                  evaluate=default_evaluator(env, policy, config, episode_length))
-        program = jax.jit(jax.vmap(chunk, (0, None)) if batched else chunk, compiler_options=options)
+        program = jax.jit(program_cache.named(jax.vmap(chunk, (0, None)) if batched else chunk, name),
+                          compiler_options=options)
         return program.lower(jax.eval_shape(init, seeds), jax.eval_shape(lambda: hyper(config)))
 
     check_estimator(env, policy, **config.estimator_options())  # a cached program too is refused
-    return (program_cache.compiled("init", parts, lambda: init.lower(seeds)),
+    return (program_cache.compiled("init", parts, lower_init),
             program_cache.compiled("chunk", parts, lower_chunk, options))
 
 

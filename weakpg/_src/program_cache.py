@@ -14,6 +14,9 @@ compiles nothing. The key is a SHA-256 of
   the compiler options and the device.
 
 It is on where JAX's persistent cache is on, in ``weakpg-programs/`` inside its folder.
+A program it keeps is named after its entry, so that JAX's cache never holds a twin of a
+program whose entry is new (after an upgrade of weakpg): a program JAX loaded from its
+own cache cannot be serialised again.
 A program is cached only when every object can be fingerprinted: numbers, strings,
 arrays, tuples, lists, dicts and objects of classes from weakpg or from an installed,
 versioned package. A function, a closure or an object of a class defined in a script
@@ -50,6 +53,7 @@ LOAD_EVENT = "/weakpg/program_cache/load_duration"  # a jax.monitoring event, pe
 _MAGIC = b"weakpg-program-1\n"
 _JAX_CACHE_HIT = "/jax/compilation_cache/cache_hits"
 _MAX_DEPTH = 32
+_NAME_DIGITS = 16  # hex digits of the entry key in a program's name
 _SCALARS = (type(None), bool, int, float, complex, str, bytes)
 _CONTAINERS = (tuple, list, dict)
 _HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: set for classes written in Python
@@ -211,12 +215,13 @@ def _installation() -> str:
                       str(jax.device_count())])
 
 
-def compiled(name: str, parts: Any, lower: Callable[[], jax.stages.Lowered],
+def compiled(name: str, parts: Any, lower: Callable[[str], jax.stages.Lowered],
              compiler_options: dict[str, Any] | None = None) -> jax.stages.Compiled:
-    """Program ``name`` built from ``parts``: loaded from the cache, or ``lower()`` compiled.
+    """Program ``name`` built from ``parts``: loaded from the cache, or ``lower(...)`` compiled.
 
-    ``lower`` must build its program from ``parts`` (and from weakpg's code) alone, and
-    lower it with ``compiler_options``. A compiled program is stored when it can be.
+    ``lower(function_name)`` must build its program from ``parts`` (and from weakpg's code)
+    alone, name the function it lowers ``function_name`` (``named``) and lower it with
+    ``compiler_options``. A compiled program is stored when it can be.
     """
     where, entry = folder(), key(name, parts, compiler_options)
     path = None if where is None or entry is None else where / f"{entry}.bin"
@@ -224,7 +229,10 @@ def compiled(name: str, parts: Any, lower: Callable[[], jax.stages.Lowered],
         loaded = _load(path, name)
         if loaded is not None:
             return loaded
-    lowered = lower()
+    # Named after its entry, a program has no twin in JAX's cache (which keys an entry by
+    # the lowered program, its name included) from a process whose entry differed, as
+    # after an upgrade of weakpg: one JAX loaded could not be stored (below).
+    lowered = lower(name if path is None else f"{name}_{entry[:_NAME_DIGITS]}")
     hits: list[str] = []
     listener = hits.append
     jax.monitoring.register_event_listener(listener)
@@ -238,6 +246,15 @@ def compiled(name: str, parts: Any, lower: Callable[[], jax.stages.Lowered],
     if path is not None and _JAX_CACHE_HIT not in hits:
         _store(path, program)
     return program
+
+
+def named(fun: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """``fun`` under the name ``name``, which ``jax.jit`` gives its compiled program."""
+    def renamed(*args: Any) -> Any:
+        return fun(*args)
+
+    renamed.__name__ = renamed.__qualname__ = name
+    return renamed
 
 
 def _load(path: Path, name: str) -> jax.stages.Compiled | None:
