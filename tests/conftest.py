@@ -62,19 +62,22 @@ def lqr() -> LinearQuadratic:
 
 def program_name(fun_name: str) -> str:
     """A compiled program's name less the program cache's entry key: ``jit(chunk)``."""
-    return re.sub(r"_[0-9a-f]{16}\)$", ")", fun_name)
+    return re.sub(rf"_[0-9a-f]{{{program_cache.NAME_DIGITS}}}\)$", ")", fun_name)
 
 
 @contextlib.contextmanager
-def programs_compiled() -> Iterator[list[str]]:
-    """The programs compiled (by XLA, or loaded from JAX's cache) or loaded from the program
-    cache while the block runs, as ``jit(name)``."""
+def programs_compiled(loaded: list[str] | None = None) -> Iterator[list[str]]:
+    """The programs compiled (by XLA, or loaded from JAX's cache) while the block runs, as
+    ``jit(name)``; those loaded from the program cache (traced and compiled in an earlier
+    process) go to ``loaded`` as ``name`` when it is given, else among the compiled ones."""
     names: list[str] = []
 
     def on_duration(event: str, duration: float, fun_name: str = "", **kwargs: object) -> None:
         if event.endswith("backend_compile_duration"):
             names.append(program_name(fun_name))
-        elif event == program_cache.LOAD_EVENT:  # loaded, traced and compiled in an earlier process
+        elif event == program_cache.LOAD_EVENT and loaded is not None:
+            loaded.append(fun_name)
+        elif event == program_cache.LOAD_EVENT:
             names.append(f"jit({fun_name})")
 
     jax.monitoring.register_event_duration_secs_listener(on_duration)

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import program_name
+from conftest import programs_compiled
 from jax._src import compilation_cache
 
 import weakpg
@@ -34,27 +34,19 @@ def cache(tmp_path):
 def events():
     """The names of the programs compiled (by XLA, or loaded by JAX's cache) and of those
     loaded by this cache while the test runs."""
-    seen = {"compiled": [], "loaded": []}
-
-    def on_duration(event, duration, fun_name=None, **kwargs):
-        if event.endswith("backend_compile_duration"):
-            seen["compiled"].append(program_name(fun_name))
-        elif event == program_cache.LOAD_EVENT:
-            seen["loaded"].append(fun_name)
-
-    jax.monitoring.register_event_duration_secs_listener(on_duration)
-    yield seen
-    jax.monitoring.unregister_event_duration_listener(on_duration)
+    loaded: list[str] = []
+    with programs_compiled(loaded) as compiled:
+        yield {"compiled": compiled, "loaded": loaded}
 
 
-def _refuse(name):
+def _refuse():
     raise AssertionError("traced and lowered although the cache holds the program")
 
 
 def _program(scale: float):
     """A program of this module's own (no other test compiles it), and its input."""
     x = jnp.arange(7.0)
-    return (lambda name: jax.jit(program_cache.named(lambda v: jnp.sin(v) * scale, name)).lower(x)), x
+    return (lambda: (lambda v: jnp.sin(v) * scale, (x,))), x
 
 
 def test_equal_objects_share_a_fingerprint_and_any_change_makes_another(lqr):
@@ -135,8 +127,7 @@ def test_programs_that_cannot_be_stored_are_not(cache):
     def with_callback(v):
         return jax.pure_callback(np.cos, jax.ShapeDtypeStruct(v.shape, v.dtype), v)
 
-    program = compiled("callback", ("callback",),
-                       lambda name: jax.jit(program_cache.named(with_callback, name)).lower(x))
+    program = compiled("callback", ("callback",), lambda: (with_callback, (x,)))
     np.testing.assert_allclose(np.asarray(program(x)), np.cos(np.arange(3.0)), rtol=1e-6)
     assert not cache.exists() or not list(cache.glob("*.bin"))
     # One JAX loaded from its own cache: XLA serialises it without its kernels.

@@ -91,19 +91,18 @@ def _programs(env: Environment, policy: Policy, config: TrainConfig, episode_len
     parts = (env, policy, config, episode_length, num_seeds)
     init = _init_program(policy, config, batched)
 
-    def lower_init(name: str) -> jax.stages.Lowered:
-        return jax.jit(program_cache.named(init, name)).lower(seeds)
+    def build_init() -> tuple[Callable[[Any], TrainState], tuple[Any]]:
+        return init, (seeds,)
 
-    def lower_chunk(name: str) -> jax.stages.Lowered:
+    def build_chunk() -> tuple[Callable[..., Any], tuple[Any, Any]]:
         chunk = make_train_chunk(env, policy, config, num_intervals=chunk_intervals(config),
                                  evaluate=default_evaluator(env, policy, config, episode_length))
-        program = jax.jit(program_cache.named(jax.vmap(chunk, (0, None)) if batched else chunk, name),
-                          compiler_options=options)
-        return program.lower(jax.eval_shape(init, seeds), jax.eval_shape(lambda: hyper(config)))
+        args = jax.eval_shape(init, seeds), jax.eval_shape(lambda: hyper(config))
+        return (jax.vmap(chunk, (0, None)) if batched else chunk), args
 
     check_estimator(env, policy, **config.estimator_options())  # a cached program too is refused
-    return (program_cache.compiled("init", parts, lower_init),
-            program_cache.compiled("chunk", parts, lower_chunk, options))
+    return (program_cache.compiled("init", parts, build_init),
+            program_cache.compiled("chunk", parts, build_chunk, options))
 
 
 def _program_config(config: TrainConfig) -> TrainConfig:

@@ -53,7 +53,7 @@ LOAD_EVENT = "/weakpg/program_cache/load_duration"  # a jax.monitoring event, pe
 _MAGIC = b"weakpg-program-1\n"
 _JAX_CACHE_HIT = "/jax/compilation_cache/cache_hits"
 _MAX_DEPTH = 32
-_NAME_DIGITS = 16  # hex digits of the entry key in a program's name
+NAME_DIGITS = 16  # hex digits of the entry key in a program's name: jit(chunk_<digits>)
 _SCALARS = (type(None), bool, int, float, complex, str, bytes)
 _CONTAINERS = (tuple, list, dict)
 _HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: set for classes written in Python
@@ -215,13 +215,14 @@ def _installation() -> str:
                       str(jax.device_count())])
 
 
-def compiled(name: str, parts: Any, lower: Callable[[str], jax.stages.Lowered],
+def compiled(name: str, parts: Any, build: Callable[[], tuple[Callable[..., Any], tuple[Any, ...]]],
              compiler_options: dict[str, Any] | None = None) -> jax.stages.Compiled:
-    """Program ``name`` built from ``parts``: loaded from the cache, or ``lower(...)`` compiled.
+    """Program ``name`` built from ``parts``: loaded from the cache, or built and compiled.
 
-    ``lower(function_name)`` must build its program from ``parts`` (and from weakpg's code)
-    alone, name the function it lowers ``function_name`` (``named``) and lower it with
-    ``compiler_options``. A compiled program is stored when it can be.
+    ``build()`` returns the function and its arguments (arrays or ``jax.ShapeDtypeStruct``)
+    and must make both from ``parts`` (and from weakpg's code) alone. It is called on a
+    miss only; the function is jitted with ``compiler_options``, lowered and compiled, and
+    the program stored when it can be.
     """
     where, entry = folder(), key(name, parts, compiler_options)
     path = None if where is None or entry is None else where / f"{entry}.bin"
@@ -229,10 +230,12 @@ def compiled(name: str, parts: Any, lower: Callable[[str], jax.stages.Lowered],
         loaded = _load(path, name)
         if loaded is not None:
             return loaded
+    fun, args = build()
     # Named after its entry, a program has no twin in JAX's cache (which keys an entry by
     # the lowered program, its name included) from a process whose entry differed, as
     # after an upgrade of weakpg: one JAX loaded could not be stored (below).
-    lowered = lower(name if path is None else f"{name}_{entry[:_NAME_DIGITS]}")
+    renamed = _named(fun, name if path is None else f"{name}_{entry[:NAME_DIGITS]}")
+    lowered = jax.jit(renamed, compiler_options=compiler_options).lower(*args)
     hits: list[str] = []
     listener = hits.append
     jax.monitoring.register_event_listener(listener)
@@ -248,7 +251,7 @@ def compiled(name: str, parts: Any, lower: Callable[[str], jax.stages.Lowered],
     return program
 
 
-def named(fun: Callable[..., Any], name: str) -> Callable[..., Any]:
+def _named(fun: Callable[..., Any], name: str) -> Callable[..., Any]:
     """``fun`` under the name ``name``, which ``jax.jit`` gives its compiled program."""
     def renamed(*args: Any) -> Any:
         return fun(*args)
