@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from weakpg._src.config import TrainConfig
@@ -64,8 +65,8 @@ class Hyper(NamedTuple):
 
 
 def hyper(config: TrainConfig) -> Hyper:
-    """The ``Hyper`` of a config, as float32 arrays."""
-    return Hyper(jnp.asarray(config.lr, jnp.float32), jnp.asarray(config.schedule_power, jnp.float32))
+    """The ``Hyper`` of a config, as float32 scalars (NumPy's: making them compiles nothing)."""
+    return Hyper(np.float32(config.lr), np.float32(config.schedule_power))
 
 
 def step_size(h: Hyper | TrainConfig) -> Callable[[Array], Array]:
