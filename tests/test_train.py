@@ -17,7 +17,16 @@ from weakpg._src.compiler_options import CPU_COMPILER_OPTIONS
 from weakpg._src.config import TrainConfig
 from weakpg._src.driver import train
 from weakpg._src.gradients import make_gradient_estimator
-from weakpg._src.train import FAULTS, Hyper, hyper, init_state, make_train, make_train_chunk, make_train_step
+from weakpg._src.train import (
+    FAULTS,
+    Hyper,
+    default_evaluator,
+    hyper,
+    init_state,
+    make_train,
+    make_train_chunk,
+    make_train_step,
+)
 
 PENDULUM = weakpg.envs.make("Pendulum-v1")
 LINEAR = weakpg.LinearGaussian(PENDULUM, sigma=1.0)
@@ -61,6 +70,34 @@ def test_vmap_over_step_sizes_equals_separate_configs(pendulum_train, compiled_t
         _, rows = compiled_train(jax.random.key(0), Hyper(jnp.float32(lr), jnp.float32(0.0)))
         _assert_rows_equal(jax.tree.map(lambda x, i=i: x[i], batched), rows)
     np.testing.assert_allclose(batched["step_size"][:, -1], [0.05, 0.2], rtol=1e-6)
+
+
+def test_a_named_vmap_axis_skips_what_every_run_skips_and_changes_no_number(lqr):
+    # The seeds spend the env-step budget early (not at once): later rows are invalid for all.
+    policy = weakpg.LinearGaussian(lqr, sigma=0.5)
+    config = TrainConfig(gamma=GAMMA, batch_size=16, lr=0.01, iterations=12, env_steps=2000, eval_every=1,
+                         eval_episodes=2)
+    evaluate, evaluated = default_evaluator(lqr, policy, config), []
+
+    def counted(params):  # records each seed's evaluation that runs
+        jax.debug.callback(lambda weights: evaluated.append(weights), params["weights"])
+        return evaluate(params)
+
+    keys, rows, counts = jax.vmap(jax.random.key)(jnp.arange(3)), {}, {}
+    for axis in (None, "seed"):
+        evaluated.clear()
+        train_fn = jax.vmap(make_train(lqr, policy, config, evaluate=counted, axis_name=axis), (0, None),
+                            axis_name=axis)
+        _, rows[axis] = jax.jit(train_fn, compiler_options=CPU_COMPILER_OPTIONS)(keys, hyper(config))
+        jax.effects_barrier()
+        counts[axis] = len(evaluated)
+    _assert_rows_equal(rows[None], rows["seed"])
+    valid = np.asarray(rows["seed"]["valid"])  # (seed, row)
+    kept = int(valid.any(axis=0).sum())  # rows up to the last seed's end of budget
+    assert valid[:, :kept].any(axis=0).all() and not valid[:, kept:].any()
+    assert not valid[:, kept - 1].all() and kept < valid.shape[1] - 2  # the seeds end apart, early
+    assert counts[None] == 3 * valid.shape[1]  # unnamed: every row evaluated for every seed
+    assert counts["seed"] == 3 * kept  # named: not the rows no seed keeps
 
 
 def test_rows_are_those_the_driver_records(compiled_train):

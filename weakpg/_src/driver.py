@@ -52,6 +52,7 @@ METRIC_FIELDS = ("iteration", "env_steps", "wall_seconds", "discounted_return", 
                  "grad_norm", "grad_stderr_norm", "step_size")
 EVALUATION_FIELDS = ("discounted_return", "episode_return")  # finite in every row
 CHUNK_ITERATIONS = 20  # iterations between host syncs (rows, checkpoints, progress)
+SEED_AXIS = "seed"  # the vmapped axis of a many-seed chunk
 Row = dict[str, float]
 Callback = Callable[[Row], bool | None]
 RowsObserver = Callable[[int, list[Row]], None]
@@ -95,10 +96,11 @@ def _programs(env: Environment, policy: Policy, config: TrainConfig, episode_len
         return init, (seeds,)
 
     def build_chunk() -> tuple[Callable[..., Any], tuple[Any, Any]]:
-        chunk = make_train_chunk(env, policy, config, num_intervals=chunk_intervals(config),
+        axis = SEED_AXIS if batched else None
+        chunk = make_train_chunk(env, policy, config, num_intervals=chunk_intervals(config), axis_name=axis,
                                  evaluate=default_evaluator(env, policy, config, episode_length))
         args = jax.eval_shape(init, seeds), jax.eval_shape(lambda: hyper(config))
-        return (jax.vmap(chunk, (0, None)) if batched else chunk), args
+        return (jax.vmap(chunk, (0, None), axis_name=axis) if batched else chunk), args
 
     check_estimator(env, policy, **config.estimator_options())  # a cached program too is refused
     return (program_cache.compiled("init", parts, build_init),

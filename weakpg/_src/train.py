@@ -146,7 +146,7 @@ def default_evaluator(env: Environment, policy: Policy, config: TrainConfig,
 
 
 def make_train_chunk(env: Environment, policy: Policy, config: TrainConfig, *, num_intervals: int,
-                     evaluate: Callable[[Params], Metrics] | None = None
+                     evaluate: Callable[[Params], Metrics] | None = None, axis_name: str | None = None
                      ) -> Callable[[TrainState, Hyper], tuple[TrainState, Metrics]]:
     """``chunk(state, hyper) -> (state, rows)``: ``num_intervals`` evaluation intervals.
 
@@ -159,6 +159,11 @@ def make_train_chunk(env: Environment, policy: Policy, config: TrainConfig, *, n
     became non-finite: that iteration is dropped, the chunk stops and returns the state
     before it) and "valid": row 0 is valid when the incoming state is at iteration 0,
     row i when interval i ran at least one iteration and no fault happened up to its end.
+
+    ``axis_name``: the name of the ``jax.vmap`` axis (over seeds, step sizes) that the
+    chunk runs under, if any. Batched, an idle iteration or an invalid row's evaluation
+    is computed and discarded; with the axis named, those that every run skips (after
+    the budget is spent) are not computed at all. The results are the same.
     """
     check_estimator(env, policy, **config.estimator_options())  # now, not when traced
     evaluate = default_evaluator(env, policy, config) if evaluate is None else evaluate
@@ -176,7 +181,7 @@ def make_train_chunk(env: Environment, policy: Policy, config: TrainConfig, *, n
         no_fault = zero
 
         def row(s: TrainState, last: Metrics, fault: Array, valid: Array) -> Metrics:
-            measured = jax.lax.cond(valid, evaluate, lambda _: blank_eval, s.params)
+            measured = _unless(~valid, evaluate, lambda _: blank_eval, s.params, axis_name)
             return {"iteration": s.iteration, "env_steps": s.env_steps, **last, **measured,
                     "fault": fault, "valid": valid}
 
@@ -197,7 +202,7 @@ def make_train_chunk(env: Environment, policy: Policy, config: TrainConfig, *, n
                     last = {k: metrics[k].astype(jnp.float32) for k in STEP_METRICS}
                     return new, last, metrics["fault"], c[0]
 
-                return jax.lax.cond(idle, lambda c: c, advance, c), None
+                return _unless(idle, advance, lambda c: c, c, axis_name), None
 
             def run(c: Carry) -> Carry:
                 return jax.lax.scan(iteration, c, length=every)[0]
@@ -217,6 +222,23 @@ def make_train_chunk(env: Environment, policy: Policy, config: TrainConfig, *, n
     return chunk
 
 
+def _unless(skip: Array, fun: Callable[[Any], Any], otherwise: Callable[[Any], Any], operand: Any,
+            axis_name: str | None) -> Any:
+    """``otherwise(operand)`` where ``skip``, else ``fun(operand)`` (``jax.lax.cond``).
+
+    Under ``jax.vmap`` a batched ``skip`` turns the cond into a select, which computes
+    ``fun`` for every run; with the vmapped axis named, ``fun`` is computed only when some
+    run does not skip (``skip`` reduced over the axis is not batched: a real branch).
+    """
+    def each(x: Any) -> Any:
+        return jax.lax.cond(skip, otherwise, fun, x)
+
+    if axis_name is None:
+        return each(operand)
+    every_run_skips = jax.lax.pmin(skip.astype(jnp.int32), axis_name) > 0
+    return jax.lax.cond(every_run_skips, otherwise, each, operand)
+
+
 def num_intervals(config: TrainConfig, iterations: int | None = None) -> int:
     """Evaluation intervals that cover ``iterations`` (default ``config.iterations``)."""
     iterations = config.iterations if iterations is None else iterations
@@ -227,7 +249,7 @@ def num_intervals(config: TrainConfig, iterations: int | None = None) -> int:
 
 
 def make_train(env: Environment, policy: Policy, config: TrainConfig, *,
-               evaluate: Callable[[Params], Metrics] | None = None
+               evaluate: Callable[[Params], Metrics] | None = None, axis_name: str | None = None
                ) -> Callable[[Array, Hyper], tuple[TrainState, Metrics]]:
     """All of Algorithm 2 as ``train(key, hyper) -> (state, rows)``, pure and jittable.
 
@@ -235,9 +257,12 @@ def make_train(env: Environment, policy: Policy, config: TrainConfig, *,
     traced values) gives alpha_0 and p. ``rows`` is the chunk's (see
     ``make_train_chunk``) over the whole budget, ``ceil(iterations / eval_every) + 1``
     rows, the valid ones those an uninterrupted ``weakpg.train.train`` records.
-    ``jax.vmap(train)`` over keys (and hypers) runs many seeds in one compilation.
+    ``jax.vmap(train)`` over keys (and hypers) runs many seeds in one compilation;
+    ``jax.vmap(make_train(..., axis_name=name), axis_name=name)`` also skips the work every
+    run skips once its budget is spent (``make_train_chunk``).
     """
-    chunk = make_train_chunk(env, policy, config, num_intervals=num_intervals(config), evaluate=evaluate)
+    chunk = make_train_chunk(env, policy, config, num_intervals=num_intervals(config), evaluate=evaluate,
+                             axis_name=axis_name)
 
     def train(key: Array, h: Hyper) -> tuple[TrainState, Metrics]:
         return chunk(init_state(policy, config, key=key), h)
