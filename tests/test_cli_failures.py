@@ -127,6 +127,15 @@ def test_resume_refuses_flags_that_change_the_run(damaged, flags, message):
     _fails_cleanly(["train", "--resume", str(damaged), *flags], damaged.parent, message)
 
 
+def test_resume_refuses_part_of_a_multi_seed_run(tmp_path):
+    result = runner.invoke(app, ["train", *TINY, "--seeds", "2", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    first, _ = sorted(tmp_path.iterdir())
+    _fails_cleanly(["train", "--resume", str(first), "--env-steps", "4000"], tmp_path,
+                   "was trained in one program with seeds [0, 1], which alone continues it exactly: "
+                   "resume it with all its seeds' folders, in their order, not with seeds [0]")
+
+
 def test_resume_accepts_flags_equal_to_the_runs_settings(damaged):
     before = _snapshot(damaged.parent)
     result = runner.invoke(app, ["train", "--resume", str(damaged), "--baseline", "None", "--gamma", "0.95"])

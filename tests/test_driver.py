@@ -11,8 +11,9 @@ from conftest import GAMMA, NanRewardAfter, metrics_without_wall_clock, programs
 
 import weakpg
 from weakpg._src import runs
+from weakpg._src.checkpoints import storable
 from weakpg._src.config import TrainConfig
-from weakpg._src.driver import METRIC_FIELDS, _storable, precompile, train, train_seeds
+from weakpg._src.driver import METRIC_FIELDS, precompile, train, train_seeds
 from weakpg._src.errors import NonFiniteError
 from weakpg._src.train import init_state
 
@@ -67,6 +68,26 @@ def test_a_multi_seed_run_resumes_even_when_its_seeds_stopped_apart(tmp_path, lq
     for w, c in zip(whole, cut):
         assert metrics_without_wall_clock(c / runs.METRICS_FILE) == metrics_without_wall_clock(
             w / runs.METRICS_FILE)
+
+
+def test_a_run_resumes_only_with_the_seeds_of_the_program_that_trained_it(tmp_path, lqr, policy):
+    config = dataclasses.replace(CONFIG, iterations=6)
+    pair, (single,) = _folders(tmp_path, "pair", 2), _folders(tmp_path, "single", 1)
+    train_seeds(lqr, policy, config, seeds=[0, 1], run_dirs=pair)
+    train(lqr, policy, dataclasses.replace(config, seed=1), run_dir=single)
+    before = {d: (d / runs.METRICS_FILE).read_bytes() for d in (*pair, single)}
+    for seeds, dirs, message in [
+        ([0], pair[:1], r"pair0 was trained in one program with seeds \[0, 1\].*all its seeds' folders"),
+        ([1, 0], pair[::-1], r"seeds \[0, 1\].*in their order, not with seeds \[1, 0\]"),
+        ([0, 1], [pair[0], single], r"single0 was trained in one program with seeds \[1\].*resume it alone"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            train_seeds(lqr, policy, dataclasses.replace(config, iterations=9), seeds=seeds, run_dirs=dirs,
+                        resume=True)
+    assert {d: (d / runs.METRICS_FILE).read_bytes() for d in before} == before  # refused before training
+    train_seeds(lqr, policy, dataclasses.replace(config, iterations=9), seeds=[0, 1], run_dirs=pair,
+                resume=True)
+    assert [read_table(d / runs.METRICS_FILE)[-1]["iteration"] for d in pair] == [9, 9]
 
 
 def test_a_folder_killed_before_its_first_checkpoint_starts_again(tmp_path, lqr, policy):
@@ -182,7 +203,7 @@ def test_an_overflowing_update_is_not_taken(tmp_path, lqr, policy):
 
 def test_a_checkpoint_with_nan_parameters_is_refused(tmp_path, lqr, policy):
     train(lqr, policy, dataclasses.replace(CONFIG, iterations=3), run_dir=tmp_path)
-    template = _storable(init_state(policy, CONFIG))[0]
+    template = storable(init_state(policy, CONFIG))[0]
     state, header = runs.load_checkpoint(tmp_path / runs.CHECKPOINT_FILE, template)
     runs.save_checkpoint(tmp_path / runs.CHECKPOINT_FILE,
                          state._replace(params=jax.tree.map(lambda x: x * np.nan, state.params)), header)

@@ -3,8 +3,9 @@
 ``train`` and ``train_seeds`` run the compiled chunk of ``make_train_chunk`` (a few
 evaluation intervals) again and again until the budget is spent. Between chunks they
 append the new rows to each run folder's ``metrics.csv`` and save ``checkpoint.npz``
-(both atomic), so ``resume=True`` continues from the last checkpoint and writes exactly
-the rows an uninterrupted run writes (all but ``wall_seconds``), even after ``kill -9``.
+(both atomic, ``checkpoints``), so ``resume=True`` continues from the last checkpoint and
+writes exactly the rows an uninterrupted run writes (all but ``wall_seconds``), even after
+``kill -9``, in a program of the seeds the run started with (others are refused).
 ``train_seeds`` trains several seeds as one vmapped program: one compilation, one
 run folder per seed. ``precompile`` compiles a run's programs without running them.
 Where JAX's persistent cache is on, the compiled programs are also kept in the program
@@ -30,7 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from weakpg._src import program_cache, runs
+from weakpg._src import checkpoints, program_cache
+from weakpg._src.checkpoints import Row
 from weakpg._src.compiler_options import CPU_COMPILER_OPTIONS, for_backend
 from weakpg._src.config import MAX_SEED, TrainConfig, check_int_range, check_type
 from weakpg._src.envs.base import Environment
@@ -46,14 +48,12 @@ from weakpg._src.train import (
     init_state,
     make_train_chunk,
 )
-from weakpg._src.validation import first_non_finite
 
 METRIC_FIELDS = ("iteration", "env_steps", "wall_seconds", "discounted_return", "episode_return",
                  "grad_norm", "grad_stderr_norm", "step_size")
 EVALUATION_FIELDS = ("discounted_return", "episode_return")  # finite in every row
 CHUNK_ITERATIONS = 20  # iterations between host syncs (rows, checkpoints, progress)
 SEED_AXIS = "seed"  # the vmapped axis of a many-seed chunk
-Row = dict[str, float]
 Callback = Callable[[Row], bool | None]
 RowsObserver = Callable[[int, list[Row]], None]
 _UNSET: Any = object()
@@ -125,43 +125,6 @@ def precompile(env: Environment, policy: Policy, config: TrainConfig, *, num_see
     _programs(env, policy, _program_config(config), episode_length, num_seeds)
 
 
-def _storable(state: TrainState) -> tuple[TrainState, str]:
-    """The state with its PRNG key as raw uint32 data, and the key's implementation."""
-    return state._replace(key=jax.random.key_data(state.key)), str(jax.random.key_impl(state.key))
-
-
-def _load(run_dir: Path, template: TrainState) -> tuple[TrainState, float, list[Row]]:
-    """A run folder's checkpoint, its wall-clock and the rows up to it.
-
-    A folder without a checkpoint (killed before its first one was written) starts again
-    from ``template``, the initial state: its rows are all redone.
-    """
-    if not (run_dir / runs.CHECKPOINT_FILE).exists():
-        return template, 0.0, []
-    loaded, header = runs.load_checkpoint(run_dir / runs.CHECKPOINT_FILE, _storable(template)[0])
-    bad = first_non_finite(loaded.params)
-    if bad is not None:
-        raise ValueError(f"checkpoint {run_dir / runs.CHECKPOINT_FILE} holds non-finite parameters "
-                         f"(params{bad}); it was not written by weakpg, which never saves a nan or an inf")
-    state = loaded._replace(key=jax.random.wrap_key_data(loaded.key, impl=header["key_impl"]))
-    rows = runs.read_metrics(run_dir / runs.METRICS_FILE, METRIC_FIELDS)
-    if not rows or rows[-1]["iteration"] < header["iteration"]:
-        last = f"iteration {rows[-1]['iteration']}" if rows else "no row at all"
-        raise ValueError(f"{run_dir / runs.METRICS_FILE} ends at {last}, before its checkpoint at "
-                         f"iteration {header['iteration']}: rows are missing, so the run cannot be "
-                         "continued without losing its history")
-    # Rows written after the checkpoint (a kill between the two writes) are redone.
-    return state, header["wall_seconds"], [r for r in rows if r["iteration"] <= header["iteration"]]
-
-
-def _save(run_dir: Path, state: TrainState, rows: list[Row]) -> None:
-    runs.write_csv(run_dir / runs.METRICS_FILE, rows)
-    storable, impl = _storable(state)
-    runs.save_checkpoint(run_dir / runs.CHECKPOINT_FILE, storable, {
-        "iteration": int(state.iteration), "env_steps": int(state.env_steps),
-        "wall_seconds": rows[-1]["wall_seconds"], "key_impl": impl})
-
-
 def _evaluation_fault(rows: list[Row]) -> int | None:
     """The index of the first row whose evaluation is not finite, if any."""
     return next((i for i, r in enumerate(rows) if not np.isfinite([r[k] for k in EVALUATION_FIELDS]).all()),
@@ -225,6 +188,8 @@ def train_seeds(env: Environment, policy: Policy, config: TrainConfig, *, seeds:
     dirs = [Path(d) for d in run_dirs] if run_dirs is not None else None
     if resume and dirs is None:
         raise ValueError("resume=True needs the run folders (run_dirs or run_dir) to resume from")
+    if resume:
+        checkpoints.check_resume(dirs, seeds)
     init, chunk = _programs(env, policy, _program_config(config), episode_length, len(seeds))
     if dirs is not None and not resume:
         for d in dirs:
@@ -234,7 +199,7 @@ def train_seeds(env: Environment, policy: Policy, config: TrainConfig, *, seeds:
     if resume:
         states = [jax.tree.map(lambda x, i=i: x[i], state) for i in range(len(seeds))] if batched else [state]
         for i, d in enumerate(dirs):
-            states[i], offsets[i], rows[i] = _load(d, states[i])
+            states[i], offsets[i], rows[i] = checkpoints.load(d, states[i], METRIC_FIELDS)
             if on_rows is not None and rows[i]:
                 on_rows(i, rows[i])
         state = jax.tree.map(lambda *x: jnp.stack(x), *states) if batched else states[0]
@@ -265,7 +230,7 @@ def train_seeds(env: Environment, policy: Policy, config: TrainConfig, *, seeds:
                 continue
             rows[i] += new
             if dirs is not None and new:
-                _save(dirs[i], seed_state, rows[i])
+                checkpoints.save(dirs[i], seed_state, rows[i], seeds)
             if on_rows is not None and new:
                 on_rows(i, rows[i])
             code = int(seed_rows["fault"][-1])

@@ -222,6 +222,23 @@ def save_checkpoint(path: Path, tree: Any, header: dict[str, Any]) -> None:
     atomic_write(path, buffer.getvalue())
 
 
+@contextlib.contextmanager
+def _reading_checkpoint(path: Path) -> Iterator[None]:
+    """Turn any failure to read the checkpoint at ``path`` into one ValueError naming it."""
+    not_ours = (f"checkpoint {path} cannot be read: it is not a weakpg checkpoint (an .npz archive of "
+                "arrays and a header)")
+    try:
+        yield
+    except OSError as error:
+        raise ValueError(f"checkpoint {path} cannot be read: {error}") from None
+    except (EOFError, zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError):
+        raise ValueError(f"{not_ours}; it is truncated or was written by something else") from None
+    except ValueError as error:
+        if "pickle" in str(error):  # numpy's advice to load pickled data is not one to give
+            raise ValueError(not_ours) from None
+        raise ValueError(f"checkpoint {path} cannot be read: {error}") from None
+
+
 def load_checkpoint(path: Path, template: Any, *, part: str = "") -> tuple[Any, dict[str, Any]]:
     """Read a checkpoint into the structure of ``template``; ValueError if it does not fit.
 
@@ -229,34 +246,34 @@ def load_checkpoint(path: Path, template: Any, *, part: str = "") -> tuple[Any, 
     a ``TrainState``'s parameters alone (``template``: the policy's parameters), whatever
     optimizer state was saved beside them.
     """
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            header = json.loads(bytes(data[_HEADER]).decode())
-            saved = header.get("leaf_names")
-            names = [part + name for name, _ in _leaves_with_names(template)]
-            within = saved if not part or not isinstance(saved, list) else [
-                n for n in saved if isinstance(n, str) and n.startswith(part) and n[len(part):][:1] in "[."]
-            if within != names:
-                raise ValueError(f"its parameters {within} do not match the "
-                                 f"run's configuration, which expects {names}")
-            leaves = []
-            for name, (_, want) in zip(names, _leaves_with_names(template)):
-                got = data[f"leaf{saved.index(name)}"]
-                if got.shape != np.shape(want):
-                    raise ValueError(f"{name} has shape {got.shape}, expected {np.shape(want)}")
-                leaves.append(jax.numpy.asarray(got, dtype=np.asarray(want).dtype))
-    except OSError as error:
-        raise ValueError(f"checkpoint {path} cannot be read: {error}") from None
-    except (EOFError, zipfile.BadZipFile, KeyError, json.JSONDecodeError, UnicodeDecodeError):
-        raise ValueError(f"checkpoint {path} cannot be read: it is not a weakpg checkpoint (an .npz "
-                         "archive of arrays and a header); it is truncated or was written by something "
-                         "else") from None
-    except ValueError as error:
-        if "pickle" in str(error):  # numpy's advice to load pickled data is not one to give
-            raise ValueError(f"checkpoint {path} cannot be read: it is not a weakpg checkpoint (an .npz "
-                             "archive of arrays and a header)") from None
-        raise ValueError(f"checkpoint {path} cannot be read: {error}") from None
+    with _reading_checkpoint(path), np.load(path, allow_pickle=False) as data:
+        header = json.loads(bytes(data[_HEADER]).decode())
+        saved = header.get("leaf_names")
+        names = [part + name for name, _ in _leaves_with_names(template)]
+        within = saved if not part or not isinstance(saved, list) else [
+            n for n in saved if isinstance(n, str) and n.startswith(part) and n[len(part):][:1] in "[."]
+        if within != names:
+            raise ValueError(f"its parameters {within} do not match the "
+                             f"run's configuration, which expects {names}")
+        leaves = []
+        for name, (_, want) in zip(names, _leaves_with_names(template)):
+            got = data[f"leaf{saved.index(name)}"]
+            if got.shape != np.shape(want):
+                raise ValueError(f"{name} has shape {got.shape}, expected {np.shape(want)}")
+            leaves.append(jax.numpy.asarray(got, dtype=np.asarray(want).dtype))
     return jax.tree.unflatten(jax.tree.structure(template), leaves), header
+
+
+def checkpoint_header(path: Path) -> dict[str, Any] | None:
+    """The JSON header of the checkpoint at ``path``, None when there is none; ValueError if
+    it cannot be read."""
+    if not Path(path).exists():
+        return None
+    with _reading_checkpoint(path), np.load(path, allow_pickle=False) as data:
+        header = json.loads(bytes(data[_HEADER]).decode())
+    if not isinstance(header, dict):
+        raise ValueError(f"checkpoint {path} cannot be read: its header is not a JSON object")
+    return header
 
 
 def open_run(path: Path) -> dict[str, Any]:

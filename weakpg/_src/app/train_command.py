@@ -81,6 +81,9 @@ def _train(settings: dict[str, Any], given: dict[str, Any], seeds: int, out: Pat
                                  "existing run folders")
             config, seed_list = _resumed(resume, {k: v for k, v in given.items() if k in schema.SETTINGS})
             run_dirs = list(resume)
+            from weakpg._src.checkpoints import check_resume
+
+            check_resume(run_dirs, seed_list)
             for run_dir in run_dirs:
                 runs.check_writable(run_dir)
         else:
