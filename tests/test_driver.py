@@ -7,7 +7,14 @@ import dataclasses
 import jax
 import numpy as np
 import pytest
-from conftest import GAMMA, NanRewardAfter, metrics_without_wall_clock, programs_compiled, read_table
+from conftest import (
+    GAMMA,
+    NanRewardAfter,
+    metrics_without_wall_clock,
+    programs_compiled,
+    read_table,
+    snapshot,
+)
 
 import weakpg
 from weakpg._src import runs
@@ -71,23 +78,20 @@ def test_a_multi_seed_run_resumes_even_when_its_seeds_stopped_apart(tmp_path, lq
 
 
 def test_a_run_resumes_only_with_the_seeds_of_the_program_that_trained_it(tmp_path, lqr, policy):
-    config = dataclasses.replace(CONFIG, iterations=6)
     pair, (single,) = _folders(tmp_path, "pair", 2), _folders(tmp_path, "single", 1)
-    train_seeds(lqr, policy, config, seeds=[0, 1], run_dirs=pair)
-    train(lqr, policy, dataclasses.replace(config, seed=1), run_dir=single)
-    before = {d: (d / runs.METRICS_FILE).read_bytes() for d in (*pair, single)}
+    for seeds, dirs in (([0, 1], pair), ([1], [single])):  # each stopped after its first chunk
+        train_seeds(lqr, policy, CONFIG, seeds=seeds, run_dirs=dirs, callback=lambda row: False)
+    before = snapshot(tmp_path)
     for seeds, dirs, message in [
         ([0], pair[:1], r"pair0 was trained in one program with seeds \[0, 1\].*all its seeds' folders"),
         ([1, 0], pair[::-1], r"seeds \[0, 1\].*in their order, not with seeds \[1, 0\]"),
         ([0, 1], [pair[0], single], r"single0 was trained in one program with seeds \[1\].*resume it alone"),
     ]:
         with pytest.raises(ValueError, match=message):
-            train_seeds(lqr, policy, dataclasses.replace(config, iterations=9), seeds=seeds, run_dirs=dirs,
-                        resume=True)
-    assert {d: (d / runs.METRICS_FILE).read_bytes() for d in before} == before  # refused before training
-    train_seeds(lqr, policy, dataclasses.replace(config, iterations=9), seeds=[0, 1], run_dirs=pair,
-                resume=True)
-    assert [read_table(d / runs.METRICS_FILE)[-1]["iteration"] for d in pair] == [9, 9]
+            train_seeds(lqr, policy, CONFIG, seeds=seeds, run_dirs=dirs, resume=True)
+    assert snapshot(tmp_path) == before  # refused before training
+    train_seeds(lqr, policy, CONFIG, seeds=[0, 1], run_dirs=pair, resume=True)
+    assert [read_table(d / runs.METRICS_FILE)[-1]["iteration"] for d in pair] == [60, 60]
 
 
 def test_a_folder_killed_before_its_first_checkpoint_starts_again(tmp_path, lqr, policy):
