@@ -69,9 +69,23 @@ def test_none_may_be_spelled_as_python_does():
     assert settings.from_dict({"baseline": "None", "estimator": "sf"}).train.baseline is None
 
 
+def _with_header(run_dir: Path, change) -> None:
+    """Rewrite the run's checkpoint with ``change(header)`` as its JSON header."""
+    path = run_dir / runs.CHECKPOINT_FILE
+    with np.load(path) as data:
+        arrays = {name: data[name] for name in data.files}
+    header = change(json.loads(bytes(arrays["__header__"]).decode()))
+    arrays["__header__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda d: (d / "checkpoint.npz").write_bytes((d / "checkpoint.npz").read_bytes()[:100]),
      "is not a weakpg checkpoint"),
+    (lambda d: _with_header(d, lambda header: [header]), "cannot be read: its header is not a JSON object"),
+    (lambda d: _with_header(d, lambda header: {**header, "seeds": 5}),
+     "cannot be read: its seeds 5 are not a list"),
     (lambda d: (d / "checkpoint.npz").write_bytes(np.random.default_rng(0).bytes(500)),
      "is not a weakpg checkpoint"),
     (lambda d: (d / "config.json").write_text("[]"), "must hold a JSON object of settings, got []"),

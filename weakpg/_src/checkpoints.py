@@ -66,7 +66,10 @@ def check_resume(run_dirs: Sequence[str | Path], seeds: Sequence[int]) -> None:
     programs of other batch sizes round differently. A folder without a checkpoint starts
     again (any program); a checkpoint from before it recorded its seeds is not checked."""
     for run_dir in run_dirs:
-        trained = (runs.checkpoint_header(Path(run_dir) / runs.CHECKPOINT_FILE) or {}).get("seeds")
+        path = Path(run_dir) / runs.CHECKPOINT_FILE
+        trained = (runs.checkpoint_header(path) or {}).get("seeds")
+        if trained is not None and not (isinstance(trained, list) and trained):
+            raise ValueError(f"checkpoint {path} cannot be read: its seeds {trained!r} are not a list")
         if trained is not None and trained != list(seeds):
             how = "alone" if len(trained) == 1 else "with all its seeds' folders, in their order"
             raise ValueError(f"{run_dir} was trained in one program with seeds {trained}, which alone "

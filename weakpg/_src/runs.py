@@ -239,6 +239,14 @@ def _reading_checkpoint(path: Path) -> Iterator[None]:
         raise ValueError(f"checkpoint {path} cannot be read: {error}") from None
 
 
+def _header(data: Any) -> dict[str, Any]:
+    """The JSON header of an open checkpoint archive."""
+    header = json.loads(bytes(data[_HEADER]).decode())
+    if not isinstance(header, dict):
+        raise ValueError("its header is not a JSON object")
+    return header
+
+
 def load_checkpoint(path: Path, template: Any, *, part: str = "") -> tuple[Any, dict[str, Any]]:
     """Read a checkpoint into the structure of ``template``; ValueError if it does not fit.
 
@@ -247,7 +255,7 @@ def load_checkpoint(path: Path, template: Any, *, part: str = "") -> tuple[Any, 
     optimizer state was saved beside them.
     """
     with _reading_checkpoint(path), np.load(path, allow_pickle=False) as data:
-        header = json.loads(bytes(data[_HEADER]).decode())
+        header = _header(data)
         saved = header.get("leaf_names")
         names = [part + name for name, _ in _leaves_with_names(template)]
         within = saved if not part or not isinstance(saved, list) else [
@@ -270,10 +278,7 @@ def checkpoint_header(path: Path) -> dict[str, Any] | None:
     if not Path(path).exists():
         return None
     with _reading_checkpoint(path), np.load(path, allow_pickle=False) as data:
-        header = json.loads(bytes(data[_HEADER]).decode())
-    if not isinstance(header, dict):
-        raise ValueError(f"checkpoint {path} cannot be read: its header is not a JSON object")
-    return header
+        return _header(data)
 
 
 def open_run(path: Path) -> dict[str, Any]:
