@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import subprocess
+import sys
 import textwrap
 
 import jax
@@ -149,6 +151,28 @@ def test_a_program_is_stored_again_after_an_upgrade_though_jax_s_cache_holds_its
     assert len(list(cache.glob("*.bin"))) == 2
     again = compiled("sine", ("sine", 8.5), _refuse)
     np.testing.assert_array_equal(np.asarray(again(x)), np.asarray(program(x)))
+
+
+_KEY_PROGRAM = """
+import sys, jax
+from weakpg._src import program_cache
+jax.config.update("jax_compilation_cache_dir", sys.argv[1])
+loads = []
+jax.monitoring.register_event_duration_secs_listener(
+    lambda event, duration, **kwargs: loads.append(event) if event == program_cache.LOAD_EVENT else None)
+key = jax.random.key(0)
+program = program_cache.compiled("split", ("split",), lambda: (jax.random.split, (key,)))
+print(len(loads), int(jax.random.poisson(program(key)[0], 3.0)))
+"""
+
+
+def test_keys_from_a_program_another_process_stored_have_the_registered_implementation(tmp_path):
+    # Pickled by value, the key type came back as a copy of threefry2x32, which
+    # jax.random.poisson refuses ("only implemented for the threefry2x32 RNG").
+    outputs = [subprocess.run([sys.executable, "-c", _KEY_PROGRAM, str(tmp_path)], capture_output=True,
+                              text=True, check=True).stdout.split() for _ in range(2)]
+    assert [loads for loads, _ in outputs] == ["0", "1"]  # compiled and stored, then loaded
+    assert outputs[1][1] == outputs[0][1]
 
 
 def test_the_least_recently_used_entries_beyond_the_limit_are_deleted(cache, monkeypatch):

@@ -29,6 +29,8 @@ as private as the code.
 
 from __future__ import annotations
 
+import contextlib
+import copyreg
 import enum
 import functools
 import hashlib
@@ -50,7 +52,7 @@ from weakpg._src.runs import atomic_write
 FOLDER_NAME = "weakpg-programs"
 MAX_ENTRIES = 64  # the least recently used entries beyond these are deleted
 LOAD_EVENT = "/weakpg/program_cache/load_duration"  # a jax.monitoring event, per loaded program
-_MAGIC = b"weakpg-program-1\n"
+_MAGIC = b"weakpg-program-2\n"  # 2: PRNG implementations pickled by name
 _JAX_CACHE_HIT = "/jax/compilation_cache/cache_hits"
 _MAX_DEPTH = 32
 NAME_DIGITS = 16  # hex digits of the entry key in a program's name: jit(chunk_<digits>)
@@ -291,7 +293,8 @@ def _store(path: Path, program: jax.stages.Compiled) -> None:
     if unloaded is None or getattr(unloaded, "host_callbacks", True):
         return  # a host callback's address means nothing to another process
     try:
-        payload = pickle.dumps(serialize_executable.serialize(program))
+        with _prng_by_name():
+            payload = pickle.dumps(serialize_executable.serialize(program))
     except Exception:  # noqa: BLE001 - programs XLA cannot serialise are just not cached
         return
     try:
@@ -302,3 +305,25 @@ def _store(path: Path, program: jax.stages.Compiled) -> None:
             old.unlink(missing_ok=True)
     except OSError:
         return  # a read-only or full cache folder: the program runs uncached
+
+
+def _registered_prng(name: str) -> Any:
+    """The PRNG implementation registered in this process under ``name``."""
+    from jax._src.random import prng
+
+    return prng.prngs[name]
+
+
+@contextlib.contextmanager
+def _prng_by_name() -> Iterator[None]:
+    """Pickle PRNG implementations by name while the block runs. By value (a NamedTuple),
+    a program's key types come back in another process as copies of the registered
+    implementation, whose keys ``jax.random`` refuses (``poisson``: "only implemented
+    for the threefry2x32 RNG")."""
+    from jax._src.random import prng
+
+    copyreg.dispatch_table[prng.PRNGImpl] = lambda impl: (_registered_prng, (impl.name,))
+    try:
+        yield
+    finally:
+        copyreg.dispatch_table.pop(prng.PRNGImpl, None)
