@@ -50,13 +50,31 @@ def _assert_rows_equal(a: dict, b: dict) -> None:
         np.testing.assert_array_equal(np.asarray(a[name]), np.asarray(b[name]), err_msg=name)
 
 
+# A batched program is compiled apart from the unbatched one, and XLA on the CPU fuses a
+# multiply into the add that consumes it (one rounding instead of two) where its fusions
+# put both in one kernel, which differs between the two programs: from 4 seeds up a few
+# rows differ in their last bits (2.3e-7 relative at most over these 12 iterations).
+ROUNDING = 1e-5
+
+
+def _assert_rows_match(batched: dict, rows: dict) -> None:
+    """Counters and masks exactly, floats (the same nans included) to ``ROUNDING``."""
+    assert batched.keys() == rows.keys()
+    for name in rows:
+        a, b = np.asarray(batched[name]), np.asarray(rows[name])
+        if np.issubdtype(b.dtype, np.floating):
+            np.testing.assert_allclose(a, b, rtol=ROUNDING, err_msg=name)
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=name)
+
+
 def test_vmap_over_keys_equals_the_unbatched_runs_key_by_key(pendulum_train, compiled_train):
-    keys = jax.vmap(jax.random.key)(jnp.arange(3))
+    keys = jax.vmap(jax.random.key)(jnp.arange(5))  # the seeds of a reproduction
     _, batched = jax.jit(jax.vmap(pendulum_train, (0, None)), compiler_options=CPU_COMPILER_OPTIONS)(
         keys, hyper(SMALL))
-    for i in range(3):
+    for i in range(5):
         _, rows = compiled_train(keys[i], hyper(SMALL))
-        _assert_rows_equal(jax.tree.map(lambda x, i=i: x[i], batched), rows)
+        _assert_rows_match(jax.tree.map(lambda x, i=i: x[i], batched), rows)
     assert not np.array_equal(batched["grad_norm"][0], batched["grad_norm"][1])  # the seeds differ
 
 
@@ -67,7 +85,7 @@ def test_vmap_over_step_sizes_equals_separate_configs(pendulum_train, compiled_t
     _, batched = batched_train(jax.random.key(0), Hyper(lrs, jnp.float32(0.0)))
     for i, lr in enumerate([0.05, 0.2]):
         _, rows = compiled_train(jax.random.key(0), Hyper(jnp.float32(lr), jnp.float32(0.0)))
-        _assert_rows_equal(jax.tree.map(lambda x, i=i: x[i], batched), rows)
+        _assert_rows_match(jax.tree.map(lambda x, i=i: x[i], batched), rows)
     np.testing.assert_allclose(batched["step_size"][:, -1], [0.05, 0.2], rtol=1e-6)
 
 
