@@ -175,6 +175,28 @@ def test_keys_from_a_program_another_process_stored_have_the_registered_implemen
     assert outputs[1][1] == outputs[0][1]
 
 
+_TRAIN_PROGRAM = """
+import sys, jax
+jax.config.update("jax_compilation_cache_dir", sys.argv[1])
+import weakpg
+from weakpg.train import TrainConfig, train
+env = weakpg.envs.LinearQuadratic(A=[[0.9]], B=[[0.5]], Q=[[1.0]], R=[[0.1]], noise_cov=[[0.1]],
+                                  init_cov=[[1.0]])
+config = TrainConfig(gamma=0.9, batch_size=8, lr=0.01, iterations=4, env_steps=None, eval_every=2,
+                     eval_episodes=2, max_grad_norm=10.0)
+_, rows = train(env, weakpg.LinearGaussian(env, sigma=0.5), config)
+print("optax" in sys.modules, repr([{k: v for k, v in r.items() if k != "wall_seconds"} for r in rows]))
+"""
+
+
+def test_a_training_whose_programs_are_stored_imports_no_optax(tmp_path):
+    # Its state holds no optax class, so loading its programs needs none (0.1-0.2 s).
+    outputs = [subprocess.run([sys.executable, "-c", _TRAIN_PROGRAM, str(tmp_path)], capture_output=True,
+                              text=True, check=True).stdout.split(" ", 1) for _ in range(2)]
+    assert [imported for imported, _ in outputs] == ["True", "False"]  # traced, then loaded
+    assert outputs[1][1] == outputs[0][1]
+
+
 def test_the_least_recently_used_entries_beyond_the_limit_are_deleted(cache, monkeypatch):
     monkeypatch.setattr(program_cache, "MAX_ENTRIES", 2)
     for scale in (5.5, 6.5, 7.5):
