@@ -44,7 +44,10 @@ def chain_rule(policy: Policy, params: Params, obs: Array,
                                                 (gi - c) ** 2, 0.0), axis=0), g, center)
             return jax.tree.map(jnp.add, total, sq), None
 
-        return jax.lax.scan(body, jax.tree.map(jnp.zeros_like, params), (chunked, valid))[0]
+        # Zeros made from ``center`` (0 * c: a non-finite mean gives a non-finite spread
+        # either way) are batched under jax.vmap from the start, so the scan batches its
+        # body once instead of again on finding the sums batched.
+        return jax.lax.scan(body, jax.tree.map(lambda c: 0 * c, center), (chunked, valid))[0]
 
     _, vjp_all = jax.vjp(
         lambda p: jax.vmap(lambda o: {k: policy.dist_params(p, o)[k] for k in cotangent})(obs), params)

@@ -183,7 +183,9 @@ def run_jobs(
         "t": zero,
         "env_steps": zero,
         "returns": jnp.zeros((num_jobs, members), reward_dtype) + zero,
-        "final": jax.tree.map(jnp.zeros_like, jobs.start) if keep_final else None,
+        # Every job writes its row of ``final``; starting from the jobs' own start states
+        # (not zeros, which are never batched) batches it from the start too.
+        "final": jobs.start if keep_final else None,
     }
     carry = jax.lax.while_loop(not_finished, run_chunk, carry)
     # A job of horizon 0 is over before it starts, but its lane stepped once (idle lanes
