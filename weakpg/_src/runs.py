@@ -262,7 +262,8 @@ def load_checkpoint(path: Path, template: Any, *, part: str = "") -> tuple[Any, 
             n for n in saved if isinstance(n, str) and n.startswith(part) and n[len(part):][:1] in "[."]
         if within != names:
             raise ValueError(f"its parameters {within} do not match the "
-                             f"run's configuration, which expects {names}")
+                             f"run's configuration, which expects {names} (or a version of "
+                             "weakpg that stored another state wrote it)")
         leaves = []
         for name, (_, want) in zip(names, _leaves_with_names(template)):
             got = data[f"leaf{saved.index(name)}"]
