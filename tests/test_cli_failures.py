@@ -109,6 +109,14 @@ def test_a_damaged_run_folder_is_refused_by_resume(damaged, damage, message):
     _fails_cleanly(["train", "--resume", str(damaged)], damaged.parent, message)
 
 
+def test_a_run_resumed_with_a_new_budget_records_it_only_once_its_folder_is_read(damaged):
+    # A checkpoint of another state (another weakpg's, say) passes the checks made before
+    # the programs are built; the new budget must not reach config.json all the same.
+    _with_header(damaged, lambda header: {**header, "leaf_names": header["leaf_names"][:-1]})
+    _fails_cleanly(["train", "--resume", str(damaged), "--env-steps", "4000"], damaged.parent,
+                   "do not match the run's configuration")
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda d: (d / "metrics.csv").write_text((d / "metrics.csv").read_text() + "garbage,,x\n"),
      "has 3 cells, expected 8"),

@@ -157,7 +157,8 @@ def train_seeds(env: Environment, policy: Policy, config: TrainConfig, *, seeds:
                 run_dirs: Sequence[str | Path] | None = None, resume: bool = False,
                 episode_length: int | None = None,
                 callback: Callback | None = None,
-                on_rows: RowsObserver | None = None) -> tuple[TrainState, list[list[Row]]]:
+                on_rows: RowsObserver | None = None,
+                before_training: Callable[[], None] | None = None) -> tuple[TrainState, list[list[Row]]]:
     """Train ``config`` from each of ``seeds`` in one vmapped program (one compilation).
 
     Args:
@@ -171,6 +172,9 @@ def train_seeds(env: Environment, policy: Policy, config: TrainConfig, *, seeds:
       on_rows: receives ``(i, rows)``, all rows so far of ``seeds[i]`` (what its
         ``metrics.csv`` holds, with ``run_dirs``), whenever they change: once a resume has
         loaded them and after each chunk that adds some, once they are saved.
+      before_training: called once the programs are ready and every folder of a resume
+        has been read, before the first chunk: what it writes (the command line: a resumed
+        run's new budget) is not written for a folder that cannot be continued.
 
     Returns the final states (leading axis: seed) and each seed's rows. Raises
     ``NonFiniteError`` when a gradient estimate, the parameters or an evaluation becomes
@@ -203,6 +207,8 @@ def train_seeds(env: Environment, policy: Policy, config: TrainConfig, *, seeds:
             if on_rows is not None and rows[i]:
                 on_rows(i, rows[i])
         state = jax.tree.map(lambda *x: jnp.stack(x), *states) if batched else states[0]
+    if before_training is not None:
+        before_training()
     h, start, stop = hyper(config), time.perf_counter(), False
 
     def spent(s: TrainState) -> np.ndarray:

@@ -123,15 +123,22 @@ def _train(settings: dict[str, Any], given: dict[str, Any], seeds: int, out: Pat
                        rate=f"{rate:.1f} it/s", ret=f"{slowest['episode_return']:.1f}")
 
         try:
-            with runs.new_run_folders([] if resume else run_dirs):
+            def write_configs() -> None:
                 for run_dir, seed in zip(run_dirs, seed_list):
+                    runs.write_json(run_dir / runs.CONFIG_FILE, {**schema.to_dict(config), "seed": seed})
+
+            with runs.new_run_folders([] if resume else run_dirs):
+                for run_dir in run_dirs:
                     runs.remove_temporaries(run_dir)  # left by a kill -9 during a write
-                    if not resume or given.keys() & set(RESUME_BUDGET):
-                        runs.write_json(run_dir / runs.CONFIG_FILE, {**schema.to_dict(config), "seed": seed})
+                if not resume:
+                    write_configs()
+                # A resumed run's new budget is recorded once its folders have been read.
+                new_budget = bool(resume) and bool(given.keys() & set(RESUME_BUDGET))
                 writers = event_files.EventWriters(run_dirs) if tensorboard else contextlib.nullcontext()
                 with writers as on_rows:
                     _, rows = train_seeds(env, policy, config.train, seeds=seed_list, run_dirs=run_dirs,
-                                          resume=bool(resume), callback=on_row, on_rows=on_rows)
+                                          resume=bool(resume), callback=on_row, on_rows=on_rows,
+                                          before_training=write_configs if new_budget else None)
         except EXPECTED as error:
             failure = error  # reported once the progress bar is gone, so the error is the only line
     if failure is not None:
