@@ -190,7 +190,7 @@ print("optax" in sys.modules, repr([{k: v for k, v in r.items() if k != "wall_se
 
 
 def test_a_training_whose_programs_are_stored_imports_no_optax(tmp_path):
-    # Its state holds no optax class, so loading its programs needs none (0.1-0.2 s).
+    # Its state holds no optax class, so loading its programs needs none (0.06-0.18 s).
     outputs = [subprocess.run([sys.executable, "-c", _TRAIN_PROGRAM, str(tmp_path)], capture_output=True,
                               text=True, check=True).stdout.split(" ", 1) for _ in range(2)]
     assert [imported for imported, _ in outputs] == ["True", "False"]  # traced, then loaded
